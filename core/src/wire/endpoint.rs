@@ -1,0 +1,154 @@
+//! The CloudBase Auth endpoints our flows use (§3 of the wire reference), their
+//! headers and query rules, in one table. The server routes with these constants.
+
+/// The default API path prefix (`apiPath`), joined in front of every endpoint path.
+pub const DEFAULT_API_PATH: &str = "/auth";
+/// Default region of the default origin.
+pub const DEFAULT_REGION: &str = "ap-shanghai";
+/// Query parameter that names the client (env id unless a client id is configured).
+pub const CLIENT_ID_PARAM: &str = "client_id";
+
+/// `x-request-id`: 32 lowercase hex characters, fresh per request.
+pub const HEADER_REQUEST_ID: &str = "x-request-id";
+/// `x-device-id`: stable per installation, 16..=48 characters.
+pub const HEADER_DEVICE_ID: &str = "x-device-id";
+/// `x-sdk-version`: who is calling.
+pub const HEADER_SDK_VERSION: &str = "x-sdk-version";
+/// `authorization`: `Bearer <access token>` or `Basic base64(client_id:)`.
+pub const HEADER_AUTHORIZATION: &str = "authorization";
+/// `content-type` of request bodies.
+pub const HEADER_CONTENT_TYPE: &str = "content-type";
+/// The content type we send (the server parses JSON whatever it says).
+pub const CONTENT_TYPE_JSON: &str = "application/json";
+/// Our `x-sdk-version` value.
+pub const SDK_VERSION: &str = concat!("cloudbase-auth-core/", env!("CARGO_PKG_VERSION"));
+
+/// The `grant_type` of a refresh request.
+pub const GRANT_REFRESH_TOKEN: &str = "refresh_token";
+/// `provider_code_type` for a Mini Program openid sign-in or bind.
+pub const PROVIDER_CODE_TYPE_OPEN_ID: &str = "open_id";
+/// The `scope` value that marks an anonymous session (the only one the SDK branches on).
+pub const SCOPE_ANONYMOUS: &str = "anonymous";
+
+/// HTTP method of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Method {
+    /// `GET`, no body.
+    Get,
+    /// `POST`, JSON body.
+    Post,
+}
+
+impl Method {
+    /// Upper-case method name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        }
+    }
+}
+
+/// Which `Authorization` header an endpoint takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Credential {
+    /// None; the request carries `?client_id=` instead.
+    None,
+    /// `Bearer <access token>` ("withCredentials" in the SDK); no `client_id` query.
+    Bearer,
+}
+
+/// One CloudBase Auth endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Endpoint {
+    /// `POST /v1/signin/anonymously` → credentials.
+    SignInAnonymously,
+    /// `POST /v1/provider/token` (WeChat code → provider token).
+    ProviderToken,
+    /// `POST /v1/signin/with/provider` (provider token → credentials).
+    SignInWithProvider,
+    /// `POST /v1/signin/wechat/noauth` (the SDK's `signInWithWechat(params)`).
+    SignInWeChatNoAuth,
+    /// `POST /v1/token` (refresh).
+    Token,
+    /// `GET /v1/user/me`.
+    UserMe,
+    /// `POST /v1/revoke` (default sign-out; access token in the body).
+    Revoke,
+    /// `POST /v1/user/signout` (sign-out with params).
+    UserSignOut,
+    /// `POST /v1/user/provider/bind` (link a provider to the current user).
+    ProviderBind,
+}
+
+impl Endpoint {
+    /// Every endpoint, for routers.
+    pub const ALL: [Endpoint; 9] = [
+        Endpoint::SignInAnonymously,
+        Endpoint::ProviderToken,
+        Endpoint::SignInWithProvider,
+        Endpoint::SignInWeChatNoAuth,
+        Endpoint::Token,
+        Endpoint::UserMe,
+        Endpoint::Revoke,
+        Endpoint::UserSignOut,
+        Endpoint::ProviderBind,
+    ];
+
+    /// Path below the API path prefix.
+    pub const fn path(self) -> &'static str {
+        match self {
+            Endpoint::SignInAnonymously => "/v1/signin/anonymously",
+            Endpoint::ProviderToken => "/v1/provider/token",
+            Endpoint::SignInWithProvider => "/v1/signin/with/provider",
+            Endpoint::SignInWeChatNoAuth => "/v1/signin/wechat/noauth",
+            Endpoint::Token => "/v1/token",
+            Endpoint::UserMe => "/v1/user/me",
+            Endpoint::Revoke => "/v1/revoke",
+            Endpoint::UserSignOut => "/v1/user/signout",
+            Endpoint::ProviderBind => "/v1/user/provider/bind",
+        }
+    }
+
+    /// HTTP method.
+    pub const fn method(self) -> Method {
+        match self {
+            Endpoint::UserMe => Method::Get,
+            _ => Method::Post,
+        }
+    }
+
+    /// Which `Authorization` the endpoint takes. Sign-in, refresh, revoke and provider
+    /// token requests never carry the access token.
+    pub const fn credential(self) -> Credential {
+        match self {
+            Endpoint::UserMe | Endpoint::UserSignOut | Endpoint::ProviderBind => Credential::Bearer,
+            _ => Credential::None,
+        }
+    }
+
+    /// The endpoint whose path (below the API prefix) is `path`, if any.
+    pub fn from_path(path: &str) -> Option<Endpoint> {
+        Self::ALL.into_iter().find(|e| e.path() == path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_matches_reference() {
+        for e in Endpoint::ALL {
+            assert_eq!(Endpoint::from_path(e.path()), Some(e));
+            assert!(e.path().starts_with("/v1/"));
+        }
+        assert_eq!(Endpoint::UserMe.method(), Method::Get);
+        assert_eq!(Endpoint::Token.credential(), Credential::None);
+        assert_eq!(Endpoint::Revoke.credential(), Credential::None);
+        assert_eq!(Endpoint::ProviderBind.credential(), Credential::Bearer);
+    }
+}

@@ -1,0 +1,35 @@
+//! The CloudBase Auth wire protocol: endpoints, headers, JSON shapes, and the codec
+//! that turns a reply (status + body) into a typed value or a typed error.
+
+pub mod endpoint;
+pub(crate) mod reader;
+pub mod types;
+
+pub use endpoint::*;
+pub use types::*;
+
+use crate::error::{Error, ServerError, ServerErrorKind};
+
+/// Classifies a reply: a non-2xx status or an error-shaped body (truthy `error`,
+/// `error_code` or `code`, as the SDK judges) is a [`ServerError`]; otherwise `parse`
+/// reads the success body. A non-JSON error page (a proxy's HTML 502) still classifies
+/// by its status.
+pub fn decode_reply<T>(
+    status: u16,
+    body: &[u8],
+    parse: fn(&[u8]) -> Result<T, crate::error::WireError>,
+) -> Result<T, Error> {
+    if (200..300).contains(&status) && !ErrorBody::is_error_shaped(body) {
+        return parse(body).map_err(Error::Wire);
+    }
+    let parsed = ErrorBody::parse(body).unwrap_or_default();
+    let kind = ServerErrorKind::classify(status, &parsed.error);
+    Err(Error::Server(ServerError::new(
+        status,
+        kind,
+        parsed.error_code,
+    )))
+}
+
+#[cfg(test)]
+mod tests;
