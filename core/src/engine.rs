@@ -250,7 +250,9 @@ impl Engine {
             ..
         } = snap;
         self.device_id = device_id;
-        self.generation = generation;
+        // A new generation: request numbers restart with this engine, so a reply meant
+        // for the process that wrote the snapshot can never match.
+        self.generation = generation.wrapping_add(1);
         self.side = Side::Profile(profile);
         if let Some(mut s) = session {
             // The clock went back since the save: keep the remaining lifetime, not the
@@ -344,11 +346,15 @@ impl Engine {
     pub fn link_wechat(&mut self, now_ms: u64, code: &str, appid: &str) -> Result<OpId, Error> {
         let exchange = Self::exchange(code, appid)?;
         self.start_call(now_ms)?;
-        if self.state != LoginState::Anonymous {
-            return Err(ApiMisuse::NotAnonymous.into());
-        }
-        if self.inflight.is_some() {
-            return Err(ApiMisuse::Busy.into());
+        let refusal = match (self.state, self.inflight) {
+            (LoginState::Anonymous, None) => None,
+            (LoginState::Anonymous, Some(_)) => Some(ApiMisuse::Busy),
+            _ => Some(ApiMisuse::NotAnonymous),
+        };
+        if let Some(refusal) = refusal {
+            // The clock moved all the same: run the timers.
+            self.on_tick();
+            return Err(refusal.into());
         }
         let op = self.new_op();
         self.side = Side::Exchange(exchange);
@@ -404,6 +410,8 @@ impl Engine {
     ) -> Delivery {
         self.begin_input(now_ms);
         let Some(f) = self.take_inflight(id) else {
+            // Time still moved: run the timers so no deadline is left in the past.
+            self.on_tick();
             return Delivery::Stale;
         };
         self.on_reply(f, Reply::Http { status, body });
@@ -415,6 +423,7 @@ impl Engine {
     pub fn handle_transport_error(&mut self, now_ms: u64, id: RequestId) -> Delivery {
         self.begin_input(now_ms);
         let Some(f) = self.take_inflight(id) else {
+            self.on_tick();
             return Delivery::Stale;
         };
         self.on_reply(f, Reply::Failed(TransportError::Failed));
@@ -737,8 +746,7 @@ impl Engine {
             appid,
             ..Profile::EMPTY
         });
-        self.backoff_ms = BACKOFF_MIN_MS;
-        self.retry_at = 0;
+        self.fresh_credentials();
         // Anonymous → Anonymous (a WeChat sign-in answered with an anonymous scope) is
         // no change of state.
         if !(self.state == kind && kind == LoginState::Anonymous) {
@@ -886,8 +894,14 @@ impl Engine {
         let recovered_already = matches!(f.task, Task::AnonymousSignIn { recovery: true });
         if was == LoginState::Anonymous && !recovered_already {
             self.generation = self.generation.wrapping_add(1);
-            // A user-info caller re-asks after the recovery; others learn the session
-            // they acted on is gone.
+            // User-info callers (the one that started the fetch and those that joined
+            // it) re-ask after the recovery; others learn the session they acted on is
+            // gone.
+            if let Task::FetchUser { .. } = f.task {
+                for w in self.waiters.iter_mut().filter(|w| w.call == Call::Same) {
+                    w.call = Call::UserInfo;
+                }
+            }
             let op = match (f.task, f.op) {
                 (Task::FetchUser { .. }, Some(op)) => {
                     self.wait(op, Call::UserInfo);

@@ -50,7 +50,8 @@ pub enum Error {
     #[error("session expired: sign in again")]
     SessionExpired,
     /// A sign-in or sign-out started while this operation was in flight, so its result
-    /// would be about a session that no longer exists. Nothing was changed by it.
+    /// would be about a session that no longer exists. Whatever it had already done
+    /// (a sign-in whose credentials arrived) was superseded by the newer call.
     #[error("cancelled by a newer sign-in or sign-out")]
     Cancelled,
 }

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The project's test command: ./scripts/test.sh
+# setup, fmt, clippy, rustdoc, no_std builds, tests; prints seconds per step at the end.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+STEP_NAMES=()
+STEP_SECS=()
+STEP_RESULTS=()
+
+print_timings() {
+  local i
+  echo
+  echo "==> timings"
+  for i in "${!STEP_NAMES[@]}"; do
+    printf '  %-8s %4ss  %s\n' "${STEP_NAMES[$i]}" "${STEP_SECS[$i]}" "${STEP_RESULTS[$i]}"
+  done
+  printf '  %-8s %4ss\n' total "$SECONDS"
+}
+
+# step NAME COMMAND...: announce, run, time; on failure print the timings and exit non-zero.
+step() {
+  local name=$1 start rc=0
+  shift
+  echo
+  echo "==> [$name] $*"
+  start=$SECONDS
+  "$@" || rc=$?
+  STEP_NAMES+=("$name")
+  STEP_SECS+=("$((SECONDS - start))")
+  if [ "$rc" -ne 0 ]; then
+    STEP_RESULTS+=("FAILED (exit $rc)")
+    print_timings
+    echo "==> FAILED at step [$name] (exit $rc)" >&2
+    exit "$rc"
+  fi
+  STEP_RESULTS+=(ok)
+}
+
+step setup   ./scripts/setup.sh
+step fmt     cargo fmt --all -- --check
+step clippy  cargo clippy --workspace --all-targets --all-features -- -D warnings
+step doc     env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
+step nostd   ./scripts/build-nostd.sh
+step test    cargo test --workspace --all-features --no-fail-fast
+
+print_timings
+echo "==> all steps passed"
