@@ -114,8 +114,8 @@ pub enum ApiMisuse {
 }
 
 /// A CloudBase error reply (§6 of the wire reference), kept small and `Copy` so it can
-/// sit in the output queue; the reply's `error_description` text is available from
-/// `Engine::last_error_description`.
+/// sit in the output queue. Hosts that want the human `error_description` read it from
+/// the body they handed in with [`crate::wire::ErrorBody::parse`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("HTTP {status}, {kind:?} (error_code {code})")]
 #[non_exhaustive]
@@ -175,16 +175,26 @@ pub enum ServerErrorKind {
 impl ServerErrorKind {
     /// Classify by error name first, HTTP status second.
     pub fn classify(status: u16, name: &str) -> Self {
-        match name {
-            "invalid_grant" => Self::InvalidGrant,
-            "unauthenticated" => Self::Unauthenticated,
-            "invalid_argument" | "invalid_request" => Self::InvalidArgument,
-            "permission_denied" => Self::PermissionDenied,
-            "not_found" => Self::NotFound,
-            "already_exists" | "failed_precondition" | "aborted" => Self::Conflict,
-            "resource_exhausted" => Self::ResourceExhausted,
-            "unavailable" | "internal" | "unreachable" => Self::Unavailable,
-            _ => match status {
+        use crate::wire::codes::*;
+        let is = |c: ErrorCode| c.name == name;
+        if is(INVALID_GRANT) {
+            Self::InvalidGrant
+        } else if is(UNAUTHENTICATED) {
+            Self::Unauthenticated
+        } else if is(INVALID_ARGUMENT) || name == "invalid_request" {
+            Self::InvalidArgument
+        } else if is(PERMISSION_DENIED) {
+            Self::PermissionDenied
+        } else if is(NOT_FOUND) {
+            Self::NotFound
+        } else if is(ALREADY_EXISTS) || is(FAILED_PRECONDITION) || is(ABORTED) {
+            Self::Conflict
+        } else if is(RESOURCE_EXHAUSTED) {
+            Self::ResourceExhausted
+        } else if is(UNAVAILABLE) || is(INTERNAL) || name == "unreachable" {
+            Self::Unavailable
+        } else {
+            match status {
                 400 => Self::InvalidArgument,
                 401 => Self::Unauthenticated,
                 403 => Self::PermissionDenied,
@@ -193,7 +203,7 @@ impl ServerErrorKind {
                 429 => Self::ResourceExhausted,
                 500..=599 => Self::Unavailable,
                 _ => Self::Other,
-            },
+            }
         }
     }
 }

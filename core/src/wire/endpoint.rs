@@ -16,6 +16,8 @@ pub const HEADER_DEVICE_ID: &str = "x-device-id";
 pub const HEADER_SDK_VERSION: &str = "x-sdk-version";
 /// `authorization`: `Bearer <access token>` or `Basic base64(client_id:)`.
 pub const HEADER_AUTHORIZATION: &str = "authorization";
+/// `accept-language` (the SDK sends `zh-CN`; servers must allow it in CORS).
+pub const HEADER_ACCEPT_LANGUAGE: &str = "accept-language";
 /// `content-type` of request bodies.
 pub const HEADER_CONTENT_TYPE: &str = "content-type";
 /// The content type we send (the server parses JSON whatever it says).
@@ -29,6 +31,11 @@ pub const GRANT_REFRESH_TOKEN: &str = "refresh_token";
 pub const PROVIDER_CODE_TYPE_OPEN_ID: &str = "open_id";
 /// The `scope` value that marks an anonymous session (the only one the SDK branches on).
 pub const SCOPE_ANONYMOUS: &str = "anonymous";
+/// The `scope` of a non-anonymous (WeChat) user. UNCONFIRMED on the real server; the
+/// client treats any scope other than [`SCOPE_ANONYMOUS`] the same way.
+pub const SCOPE_USER: &str = "user";
+/// The `token_type` of credentials (the `Authorization` scheme).
+pub const TOKEN_TYPE_BEARER: &str = "Bearer";
 
 /// HTTP method of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! The CloudBase Auth wire protocol: endpoints, headers, JSON shapes, and the codec
 //! that turns a reply (status + body) into a typed value or a typed error.
 
+pub mod codes;
 pub mod endpoint;
 pub(crate) mod reader;
 pub mod types;

@@ -148,7 +148,7 @@ impl Credentials {
             });
         }
         if c.token_type.is_empty() {
-            let _ = c.token_type.push_str("Bearer");
+            let _ = c.token_type.push_str(super::endpoint::TOKEN_TYPE_BEARER);
         }
         Ok(c)
     }
@@ -396,6 +396,11 @@ impl ErrorBody {
             }
         }
         b
+    }
+
+    /// The body for CloudBase error `code` (the server uses this).
+    pub fn of(code: super::codes::ErrorCode, description: &str) -> Self {
+        Self::new(code.name, code.code, description)
     }
 
     /// Parses an error body. An over-long `error` name is kept empty rather than failing
