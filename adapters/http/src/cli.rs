@@ -1,0 +1,284 @@
+//! The `cloudbase-auth` command line (clap derive). `serve` runs the server; the client
+//! commands (`login`, `whoami`, `token`, `logout`, `status`) join [`Command`] with the
+//! `client` feature.
+
+use crate::server::config::{
+    ADMIN_TOKEN_ENV, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_WECHAT_BASE_URL, WECHAT_APPS_ENV,
+    WeChatApps, WeChatAppsError,
+};
+use crate::server::{RateLimits, ServeConfig, WeChatMode};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `cloudbase-auth`: a local CloudBase Auth server and its command-line client.
+#[derive(Debug, Parser)]
+#[command(name = "cloudbase-auth", version, about, long_about = None)]
+#[cfg_attr(feature = "client", command(after_help = crate::client::cli::EXIT_CODES_HELP))]
+#[non_exhaustive]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+#[non_exhaustive]
+pub enum Command {
+    /// Run a local CloudBase-compatible auth server (SQLite store, emulated WeChat).
+    ///
+    /// Serves the CloudBase Auth endpoints the official JS SDK calls (under /auth/v1/),
+    /// GET /healthz, and the token signing keys at GET /.well-known/jwks.json. In the
+    /// default emulated WeChat mode it also serves WeChat's GET /sns/jscode2session,
+    /// POST /emulator/v1/wechat/login-code (mint a wx.login code), and the admin routes
+    /// GET /emulator/v1/users, GET /emulator/v1/export, DELETE /emulator/v1/data.
+    ///
+    /// Prints `cloudbase-auth listening on http://ADDR` on stdout once it accepts
+    /// requests (and `admin token: …` when it generated one). Logs go to stderr.
+    /// SIGINT/SIGTERM stop it gracefully.
+    Serve(ServeArgs),
+    /// The client commands: `login`, `link`, `whoami`, `token`, `logout`, `status`.
+    #[cfg(feature = "client")]
+    #[command(flatten)]
+    Client(crate::client::cli::ClientCommand),
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// WeChat mode on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+#[non_exhaustive]
+pub enum WeChatModeArg {
+    /// In-process WeChat emulator: mint codes with POST /emulator/v1/wechat/login-code.
+    #[default]
+    Emulated,
+    /// Call WeChat's code2Session at --wechat-base-url with the configured app secrets.
+    Real,
+}
+
+/// Options of `cloudbase-auth serve`.
+#[derive(Debug, Clone, Args)]
+#[non_exhaustive]
+pub struct ServeArgs {
+    /// Address to listen on (IP:PORT; `localhost:PORT` means 127.0.0.1). Port 0 picks a
+    /// free port; the startup line shows the real one. In emulated mode a non-loopback
+    /// address is refused unless --allow-remote-emulator is given.
+    #[arg(long, default_value = DEFAULT_LISTEN, value_parser = parse_listen, value_name = "ADDR")]
+    pub listen: SocketAddr,
+
+    /// Directory of the SQLite store and the token signing key; created (mode 0700) on
+    /// first start.
+    #[arg(long, default_value = DEFAULT_DATA_DIR, value_name = "DIR")]
+    pub data_dir: PathBuf,
+
+    /// Env id to serve (repeat for several). Clients name it as `client_id`. Without any
+    /// --env, every valid env id (1..=64 of [A-Za-z0-9_-]) is accepted and created on
+    /// first use.
+    #[arg(long = "env", value_name = "ENV_ID")]
+    pub envs: Vec<String>,
+
+    /// Lifetime of access tokens (`expires_in`), e.g. 2h, 15m, 40s.
+    #[arg(long, default_value = "2h", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub access_token_ttl: Duration,
+
+    /// Lifetime of a refresh token; every refresh rotates it and starts a new one.
+    #[arg(long, default_value = "30d", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub refresh_token_ttl: Duration,
+
+    /// How long a rotated refresh token still returns its same successor (two tabs, or
+    /// the official SDK, refreshing at once); reuse after that revokes the session.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION", hide = true)]
+    pub refresh_grace: Duration,
+
+    /// Where WeChat's code2Session comes from: `emulated` (in-process, no network) or
+    /// `real` (HTTP to --wechat-base-url with the app secrets).
+    #[arg(long, value_enum, default_value_t = WeChatModeArg::Emulated, value_name = "MODE")]
+    pub wechat_mode: WeChatModeArg,
+
+    /// Base URL of the WeChat API in real mode ({URL}/sns/jscode2session).
+    #[arg(long, default_value = DEFAULT_WECHAT_BASE_URL, value_name = "URL")]
+    pub wechat_base_url: String,
+
+    /// JSON file mapping Mini Program appids to AppSecrets: {"wxAPPID": "SECRET", …}.
+    /// Alternatively set CLOUDBASE_AUTH_WECHAT_APPS=wxAPPID:SECRET,wxOTHER:SECRET2. Real
+    /// mode needs one of them; in emulated mode, if given, only these appids are accepted
+    /// and /sns/jscode2session checks the secret (otherwise any appid and secret pass).
+    #[arg(long, value_name = "FILE")]
+    pub wechat_apps: Option<PathBuf>,
+
+    /// Emulated code2Session calls allowed per appid per minute before WeChat's error
+    /// 45011 (0: unlimited).
+    #[arg(long, default_value_t = 1_000, value_name = "N")]
+    pub wechat_emulator_quota: u32,
+
+    /// How long an emulated wx.login code stays valid.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration, value_name = "DURATION", hide = true)]
+    pub wechat_code_ttl: Duration,
+
+    /// Allow a non-loopback --listen address in emulated mode. The emulator mints a
+    /// login code for any openid: only use this on a network you trust.
+    #[arg(long)]
+    pub allow_remote_emulator: bool,
+
+    /// Import users from FILE at start (the format of --export-on-exit and of
+    /// GET /emulator/v1/export).
+    #[arg(long, value_name = "FILE")]
+    pub import: Option<PathBuf>,
+
+    /// On a clean shutdown (SIGINT/SIGTERM), write every user to FILE (atomically).
+    #[arg(long, value_name = "FILE")]
+    pub export_on_exit: Option<PathBuf>,
+
+    /// Sign-in requests (anonymous, provider token, provider sign-in) allowed per client
+    /// IP per minute, with bursts up to that many; 0 turns the limit off. Over it: 429.
+    #[arg(long, default_value_t = RateLimits::default().per_ip_per_minute, value_name = "N")]
+    pub signin_rate_per_ip: u32,
+
+    /// Sign-in requests allowed per x-device-id per minute; 0 turns the limit off.
+    #[arg(long, default_value_t = RateLimits::default().per_device_per_minute, value_name = "N")]
+    pub signin_rate_per_device: u32,
+
+    /// A request not answered within this gets 408 (slow bodies, stuck upstreams).
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub request_timeout: Duration,
+
+    /// `iss` claim of the access tokens (verified on every request).
+    #[arg(long, default_value = "cloudbase-auth", value_name = "ISSUER")]
+    pub issuer: String,
+
+    /// Log format on stderr (RUST_LOG sets the level, default info).
+    #[arg(long, value_enum, default_value_t = LogFormat::Human, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+}
+
+/// A `--listen` value: `IP:PORT`, or `localhost:PORT` for 127.0.0.1.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    if let Some(port) = s.strip_prefix("localhost:") {
+        let port: u16 = port.parse().map_err(|_| format!("invalid port in `{s}`"))?;
+        return Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    }
+    s.parse()
+        .map_err(|_| format!("`{s}` is not IP:PORT (e.g. 127.0.0.1:8787 or [::1]:8787)"))
+}
+
+/// Why the command line could not become a configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// The app list in the environment variable is malformed.
+    #[error("{WECHAT_APPS_ENV}: {0}")]
+    AppsEnv(WeChatAppsError),
+    /// The app file could not be read or parsed.
+    #[error("--wechat-apps {path}: {reason}")]
+    AppsFile {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+impl ServeArgs {
+    /// The server configuration, reading `CLOUDBASE_AUTH_WECHAT_APPS` and
+    /// `CLOUDBASE_AUTH_ADMIN_TOKEN` from the process environment.
+    pub fn to_config(&self) -> Result<ServeConfig, CliError> {
+        self.to_config_with(|name| std::env::var(name).ok())
+    }
+
+    /// [`Self::to_config`] with the environment given by `env` (for tests).
+    pub fn to_config_with(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<ServeConfig, CliError> {
+        let mut apps = match env(WECHAT_APPS_ENV) {
+            Some(list) => WeChatApps::parse_list(&list).map_err(CliError::AppsEnv)?,
+            None => WeChatApps::new(),
+        };
+        if let Some(path) = &self.wechat_apps {
+            let file_error = |reason: String| CliError::AppsFile {
+                path: path.clone(),
+                reason,
+            };
+            let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+            let from_file = WeChatApps::parse_json(&text).map_err(|e| file_error(e.to_string()))?;
+            for appid in from_file.appids() {
+                if let Some(secret) = from_file.secret(appid) {
+                    apps.insert(appid, secret)
+                        .map_err(|e| file_error(e.to_string()))?;
+                }
+            }
+        }
+        let mut config = ServeConfig::new(self.data_dir.clone());
+        config.listen = self.listen;
+        config.envs = self.envs.clone();
+        config.access_token_ttl = self.access_token_ttl;
+        config.refresh_token_ttl = self.refresh_token_ttl;
+        config.refresh_grace = self.refresh_grace;
+        config.wechat.mode = match self.wechat_mode {
+            WeChatModeArg::Emulated => WeChatMode::Emulated,
+            WeChatModeArg::Real => WeChatMode::Real,
+        };
+        config.wechat.base_url = self.wechat_base_url.clone();
+        config.wechat.apps = apps;
+        config.wechat.emulator_quota_per_minute = self.wechat_emulator_quota;
+        config.wechat.emulator_code_ttl = self.wechat_code_ttl;
+        config.allow_remote_emulator = self.allow_remote_emulator;
+        config.import = self.import.clone();
+        config.export_on_exit = self.export_on_exit.clone();
+        config.admin_token = env(ADMIN_TOKEN_ENV).filter(|t| !t.is_empty());
+        config.rate_limits.per_ip_per_minute = self.signin_rate_per_ip;
+        config.rate_limits.per_device_per_minute = self.signin_rate_per_device;
+        config.request_timeout = self.request_timeout;
+        config.issuer = self.issuer.clone();
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_and_env() {
+        let cli =
+            Cli::try_parse_from(["cloudbase-auth", "serve", "--access-token-ttl", "40s"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("parsed as serve")
+        };
+        let config = args
+            .to_config_with(|k| match k {
+                WECHAT_APPS_ENV => Some("wxa:s1".into()),
+                ADMIN_TOKEN_ENV => Some("0123456789abcdef".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(config.listen, "127.0.0.1:8787".parse().unwrap());
+        assert_eq!(config.access_token_ttl, Duration::from_secs(40));
+        assert_eq!(config.refresh_token_ttl, Duration::from_secs(30 * 86_400));
+        assert_eq!(config.refresh_grace, Duration::from_secs(10));
+        assert_eq!(config.wechat.apps.secret("wxa"), Some("s1"));
+        assert_eq!(config.admin_token.as_deref(), Some("0123456789abcdef"));
+        assert_eq!(
+            parse_listen("localhost:0").unwrap(),
+            "127.0.0.1:0".parse().unwrap()
+        );
+        assert!(parse_listen("example.com:80").is_err());
+    }
+}

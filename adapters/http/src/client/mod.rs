@@ -1,0 +1,29 @@
+//! The HTTP client host of the core (feature `client`): a Rust [`Session`] over real
+//! HTTP, a [`FileStore`] for its snapshot, and the `cloudbase-auth` commands `login`,
+//! `link`, `whoami`, `token`, `logout` and `status` ([`cli`]).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use cloudbase_auth_http::client::{FileStore, Session, SessionConfig};
+//!
+//! let store = FileStore::open(FileStore::default_dir().unwrap(), "local-dev")?;
+//! let session = Session::open(SessionConfig::new("http://127.0.0.1:8787", "local-dev"), store).await?;
+//! session.sign_in_anonymously().await?;
+//! let token = session.access_token().await?; // refreshed first when due
+//! println!("{} {}", token.token_type, token.access_token);
+//! session.close().await; // finishes a refresh in flight, releases the profile lock
+//! # Ok(()) }
+//! ```
+//!
+//! The session holds no protocol knowledge: the core writes every request (path, headers,
+//! JSON body) and reads every reply; this module moves the bytes with reqwest (rustls),
+//! keeps time with tokio, and stores the snapshot bytes the core hands out.
+
+pub mod cli;
+pub mod session;
+pub mod store;
+
+pub use session::{
+    ClientError, Restored, Session, SessionConfig, SessionInfo, SignedOut, Status, UserInfo,
+};
+pub use store::{FileStore, MemoryStore, OpenError, SnapshotStore};

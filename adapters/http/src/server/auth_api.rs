@@ -1,0 +1,448 @@
+//! The CloudBase Auth endpoints of the core's table ([`Endpoint::ALL`]), as the
+//! official SDK calls them. Request bodies are the core's request types; replies are
+//! the core's reply types (see `replies`).
+//!
+//! `signin/wechat/noauth` (the SDK's `signInWithWechat(params)`, which passes the
+//! caller's params verbatim) takes `{provider_token}` from `provider/token` exactly like
+//! `signin/with/provider`. Without one it answers 400 `invalid_argument` saying so: this
+//! server has no WeChat web-OAuth flow that could sign in from nothing.
+
+use super::error::{ApiError, json_response};
+use super::jwt::{self, AccessClaims, Expiry};
+use super::replies;
+use super::request::{bearer, client_id, device_id, parse_json, read_body};
+use super::secrets::{self, OpaqueToken, hash_token};
+use super::state::{AppState, internal, unix_now};
+use super::store::{
+    BindOutcome, Identity, NewFamily, ProviderGrant, Rotation, Successor, UserRecord,
+};
+use super::wechat::WxError;
+use axum::extract::Request;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use cloudbase_auth_core::capacity::{OPENID_MAX, PROVIDER_TOKEN_MAX, REFRESH_TOKEN_MAX};
+use cloudbase_auth_core::wire::{
+    AnonymousSignInRequest, Endpoint, GRANT_REFRESH_TOKEN, PROVIDER_CODE_TYPE_OPEN_ID,
+    ProviderTokenBody, ProviderTokenReply, ProviderTokenRequest, RefreshRequest, RevokeRequest,
+    is_token_safe,
+};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+fn empty_object() -> Response {
+    json_response(StatusCode::OK, &serde_json::json!({}))
+}
+
+/// Answers one request to `endpoint`.
+pub(crate) async fn handle(
+    state: Arc<AppState>,
+    endpoint: Endpoint,
+    peer: SocketAddr,
+    request: Request,
+) -> Response {
+    match dispatch(&state, endpoint, peer, request).await {
+        Ok(response) => response,
+        Err(error) => {
+            use axum::response::IntoResponse as _;
+            error.into_response()
+        }
+    }
+}
+
+fn is_sign_in(endpoint: Endpoint) -> bool {
+    matches!(
+        endpoint,
+        Endpoint::SignInAnonymously
+            | Endpoint::ProviderToken
+            | Endpoint::SignInWithProvider
+            | Endpoint::SignInWeChatNoAuth
+    )
+}
+
+async fn dispatch(
+    state: &AppState,
+    endpoint: Endpoint,
+    peer: SocketAddr,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    if is_sign_in(endpoint) {
+        rate_limit(state, peer, headers)?;
+    }
+    let query_client = client_id(&parts.uri)?;
+    let body = read_body(headers, body).await?;
+    match endpoint {
+        Endpoint::SignInAnonymously => {
+            let env = required_env(state, query_client).await?;
+            sign_in_anonymously(state, &env, parse_json(&body)?).await
+        }
+        Endpoint::ProviderToken => {
+            let env = required_env(state, query_client).await?;
+            provider_token(state, &env, parse_json(&body)?).await
+        }
+        Endpoint::SignInWithProvider => {
+            let env = required_env(state, query_client).await?;
+            let request: ProviderTokenBody<String> = parse_json(&body)?;
+            sign_in_with_provider(state, &env, &request.provider_token).await
+        }
+        Endpoint::SignInWeChatNoAuth => {
+            let env = required_env(state, query_client).await?;
+            let request: ProviderTokenBody<String> = parse_json(&body).map_err(|_| {
+                ApiError::invalid_argument(
+                    "signin/wechat/noauth needs {\"provider_token\"} from provider/token; \
+                     this server has no WeChat web OAuth",
+                )
+            })?;
+            sign_in_with_provider(state, &env, &request.provider_token).await
+        }
+        Endpoint::Token => refresh(state, query_client, parse_json(&body)?).await,
+        Endpoint::UserMe => {
+            let (_, user) = signed_in(state, headers).await?;
+            replies::user_reply(&user)
+        }
+        Endpoint::Revoke => {
+            let env = required_env(state, query_client).await?;
+            let request: RevokeRequest<String> = parse_json(&body)?;
+            revoke(state, &env, &request.token).await
+        }
+        Endpoint::UserSignOut => {
+            let (claims, _) = signed_in(state, headers).await?;
+            // `{redirect_uri?, state?}`: any JSON object; nothing to redirect to here.
+            let params: serde_json::Value = parse_json(&body)?;
+            if !params.is_object() {
+                return Err(ApiError::invalid_argument("body must be a JSON object"));
+            }
+            state
+                .store
+                .revoke_family(&claims.sid, unix_now())
+                .await
+                .map_err(|e| internal("sign-out", &e))?;
+            tracing::info!(uid = %claims.sub, "signed out");
+            Ok(empty_object())
+        }
+        Endpoint::ProviderBind => {
+            let (_, user) = signed_in(state, headers).await?;
+            let request: ProviderTokenBody<String> = parse_json(&body)?;
+            bind(state, &user, &request.provider_token).await
+        }
+        _ => Err(ApiError::unimplemented()),
+    }
+}
+
+fn rate_limit(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<(), ApiError> {
+    let now = Instant::now();
+    if !state.ip_limit.allow(&peer.ip().to_string(), now) {
+        tracing::warn!(ip = %peer.ip(), "sign-in rate limit (per IP) reached");
+        return Err(ApiError::resource_exhausted(
+            "too many sign-in requests from this address; slow down",
+        ));
+    }
+    if let Some(device) = device_id(headers)
+        && !state.device_limit.allow(device, now)
+    {
+        tracing::warn!("sign-in rate limit (per device) reached");
+        return Err(ApiError::resource_exhausted(
+            "too many sign-in requests from this device; slow down",
+        ));
+    }
+    Ok(())
+}
+
+async fn required_env(state: &AppState, client_id: Option<String>) -> Result<String, ApiError> {
+    let client_id = client_id.ok_or_else(|| {
+        ApiError::invalid_argument("missing client_id query parameter (the env id)")
+    })?;
+    state.envs.resolve(state.store.as_ref(), &client_id).await
+}
+
+/// A fresh first refresh token and its family record.
+fn new_family(state: &AppState) -> Result<(NewFamily, OpaqueToken), ApiError> {
+    let token = OpaqueToken::generate().map_err(|e| internal("random", &e))?;
+    let id = secrets::new_id().map_err(|e| internal("random", &e))?;
+    let expires = unix_now().saturating_add(ttl_secs(state.config.refresh_token_ttl));
+    Ok((NewFamily::new(id, token.hash(), expires), token))
+}
+
+fn ttl_secs(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+fn new_uid() -> Result<String, ApiError> {
+    secrets::new_uid().map_err(|e| internal("random", &e))
+}
+
+async fn sign_in_anonymously(
+    state: &AppState,
+    env: &str,
+    request: AnonymousSignInRequest<String>,
+) -> Result<Response, ApiError> {
+    // `signInAnonymouslyInWx` sends a provider token: it must be valid, but an
+    // anonymous user stays anonymous (binding is `user/provider/bind`'s job).
+    if let Some(token) = &request.provider_token {
+        take_grant(state, env, token).await?;
+    }
+    let now = unix_now();
+    let user = UserRecord::new(new_uid()?, env.to_owned(), true, now);
+    let (family, refresh) = new_family(state)?;
+    state
+        .store
+        .create_anonymous(&user, &family, now)
+        .await
+        .map_err(|e| internal("anonymous sign-in", &e))?;
+    tracing::info!(uid = %user.uid, env, "anonymous sign-in");
+    replies::credentials(state, &user, &family.id, &refresh)
+}
+
+async fn provider_token(
+    state: &AppState,
+    env: &str,
+    request: ProviderTokenRequest<String>,
+) -> Result<Response, ApiError> {
+    let params = &request.provider_params;
+    if params.provider_code_type != PROVIDER_CODE_TYPE_OPEN_ID {
+        return Err(ApiError::invalid_argument(format!(
+            "provider_code_type `{}` is not supported here (only `{PROVIDER_CODE_TYPE_OPEN_ID}`)",
+            params.provider_code_type
+        )));
+    }
+    let appid = params.appid.as_str();
+    if request.provider_id != appid {
+        return Err(ApiError::invalid_argument(
+            "provider_id must be the Mini Program appid (the same as provider_params.appid)",
+        ));
+    }
+    if !super::config::is_valid_appid(appid) {
+        return Err(ApiError::invalid_argument(
+            "appid is not a valid Mini Program appid",
+        ));
+    }
+    let code = request.provider_code.as_str();
+    if code.len() > PROVIDER_TOKEN_MAX || !is_token_safe(code) {
+        return Err(ApiError::invalid_grant(
+            "provider_code is not a wx.login code",
+        ));
+    }
+    let wx = state
+        .wechat
+        .exchange(appid, code)
+        .await
+        .map_err(|e| match e {
+            WxError::BadCode(_) => ApiError::invalid_grant(e.to_string()),
+            WxError::RateLimited => ApiError::resource_exhausted(e.to_string()),
+            WxError::UnknownApp => ApiError::provider_not_enabled(format!(
+                "Mini Program {appid} is not configured on this server"
+            )),
+            WxError::Misconfigured(_) | WxError::Busy | WxError::Upstream(_) => {
+                tracing::warn!(error = %e, "code2Session failed");
+                ApiError::unavailable(e.to_string())
+            }
+        })?;
+    let valid = |s: &str| s.len() <= OPENID_MAX && is_token_safe(s);
+    if !valid(&wx.openid) || !wx.unionid.as_deref().is_none_or(valid) {
+        tracing::warn!("code2Session returned an openid this server cannot carry");
+        return Err(ApiError::unavailable("WeChat returned an unusable openid"));
+    }
+    let token = OpaqueToken::generate().map_err(|e| internal("random", &e))?;
+    let ttl = state.config.provider_token_ttl;
+    let grant = ProviderGrant::new(
+        env.to_owned(),
+        Identity::new(appid.to_owned(), wx.openid, wx.unionid),
+        unix_now().saturating_add(ttl_secs(ttl)),
+    );
+    state
+        .store
+        .put_provider_grant(&token.hash(), &grant)
+        .await
+        .map_err(|e| internal("storing a provider token", &e))?;
+    let mut reply = ProviderTokenReply::default();
+    reply.provider_token = heapless::String::try_from(token.as_str())
+        .map_err(|_| internal("provider token", &"exceeds capacity"))?;
+    reply.expires_in = ttl.as_secs();
+    tracing::info!(env, appid, "WeChat code exchanged");
+    Ok(json_response(StatusCode::OK, &reply))
+}
+
+/// Takes a provider token once; it must belong to `env`.
+async fn take_grant(state: &AppState, env: &str, token: &str) -> Result<ProviderGrant, ApiError> {
+    let invalid = || ApiError::invalid_grant("provider token invalid, expired or already used");
+    if token.len() > PROVIDER_TOKEN_MAX || !is_token_safe(token) {
+        return Err(invalid());
+    }
+    let grant = state
+        .store
+        .take_provider_grant(&hash_token(token), unix_now())
+        .await
+        .map_err(|e| internal("reading a provider token", &e))?
+        .ok_or_else(invalid)?;
+    if grant.env != env {
+        return Err(invalid());
+    }
+    Ok(grant)
+}
+
+async fn sign_in_with_provider(
+    state: &AppState,
+    env: &str,
+    token: &str,
+) -> Result<Response, ApiError> {
+    let grant = take_grant(state, env, token).await?;
+    let (family, refresh) = new_family(state)?;
+    let user = state
+        .store
+        .sign_in_identity(env, &grant.identity, &new_uid()?, &family, unix_now())
+        .await
+        .map_err(|e| internal("WeChat sign-in", &e))?;
+    tracing::info!(uid = %user.uid, env, "WeChat sign-in");
+    replies::credentials(state, &user, &family.id, &refresh)
+}
+
+async fn refresh(
+    state: &AppState,
+    query_client: Option<String>,
+    request: RefreshRequest<String>,
+) -> Result<Response, ApiError> {
+    if request.grant_type != GRANT_REFRESH_TOKEN {
+        return Err(ApiError::invalid_argument(format!(
+            "grant_type must be `{GRANT_REFRESH_TOKEN}`"
+        )));
+    }
+    if query_client
+        .as_deref()
+        .is_some_and(|q| q != request.client_id)
+    {
+        return Err(ApiError::invalid_argument(
+            "client_id in the query and in the body differ",
+        ));
+    }
+    let env = state
+        .envs
+        .resolve(state.store.as_ref(), &request.client_id)
+        .await?;
+    let presented = request.refresh_token.as_str();
+    if presented.len() > REFRESH_TOKEN_MAX || !is_token_safe(presented) {
+        return Err(ApiError::invalid_grant(
+            "refresh token invalid, expired or revoked",
+        ));
+    }
+    let next = OpaqueToken::generate().map_err(|e| internal("random", &e))?;
+    let sealed = secrets::seal_successor(presented, &next)
+        .ok_or_else(|| internal("sealing", &"successor is not 32 bytes"))?;
+    let expires = unix_now().saturating_add(ttl_secs(state.config.refresh_token_ttl));
+    let successor = Successor::new(next.hash(), sealed, expires);
+    let grace = ttl_secs(state.config.refresh_grace);
+    let rotation = state
+        .store
+        .rotate_refresh(&hash_token(presented), &env, &successor, unix_now(), grace)
+        .await
+        .map_err(|e| internal("refresh", &e))?;
+    match rotation {
+        Rotation::Rotated { family, user } => replies::credentials(state, &user, &family, &next),
+        Rotation::Replayed {
+            family,
+            user,
+            successor_hash,
+            successor_sealed,
+        } => {
+            let same = secrets::unseal_successor(presented, &successor_sealed, &successor_hash)
+                .ok_or_else(|| {
+                    ApiError::invalid_grant("refresh token invalid, expired or revoked")
+                })?;
+            tracing::info!(uid = %user.uid, "refresh replayed within the grace window");
+            replies::credentials(state, &user, &family, &same)
+        }
+        Rotation::ReuseDetected => {
+            tracing::warn!(env = %env, "rotated refresh token reused after the grace window; session revoked");
+            Err(ApiError::invalid_grant(
+                "refresh token was already used; the session has been revoked",
+            ))
+        }
+        _ => Err(ApiError::invalid_grant(
+            "refresh token invalid, expired or revoked",
+        )),
+    }
+}
+
+/// Verifies the bearer access token and loads its live session's user.
+async fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(AccessClaims, UserRecord), ApiError> {
+    let token = bearer(headers)?;
+    let now = u64::try_from(unix_now()).unwrap_or(0);
+    let claims = jwt::verify(
+        &state.keys,
+        &state.config.issuer,
+        token,
+        now,
+        Expiry::Enforce,
+    )
+    .map_err(|e| ApiError::unauthenticated(e.to_string()))?;
+    let user = state
+        .store
+        .session_user(&claims.sid)
+        .await
+        .map_err(|e| internal("loading a session", &e))?
+        .filter(|u| u.uid == claims.sub)
+        .ok_or_else(|| ApiError::unauthenticated("session revoked or user deleted"))?;
+    Ok((claims, user))
+}
+
+async fn revoke(state: &AppState, env: &str, token: &str) -> Result<Response, ApiError> {
+    // RFC 7009: unknown or foreign tokens are not an error; nothing is revoked.
+    let family = if token.contains('.') {
+        let now = u64::try_from(unix_now()).unwrap_or(0);
+        jwt::verify(
+            &state.keys,
+            &state.config.issuer,
+            token,
+            now,
+            Expiry::Ignore,
+        )
+        .ok()
+        .filter(|c| c.aud == env)
+        .map(|c| c.sid)
+    } else if token.len() <= REFRESH_TOKEN_MAX && is_token_safe(token) {
+        state
+            .store
+            .family_of_refresh(&hash_token(token), env)
+            .await
+            .map_err(|e| internal("revoke", &e))?
+    } else {
+        None
+    };
+    if let Some(family) = family {
+        let revoked = state
+            .store
+            .revoke_family(&family, unix_now())
+            .await
+            .map_err(|e| internal("revoke", &e))?;
+        if revoked {
+            tracing::info!(env, "session revoked");
+        }
+    }
+    Ok(empty_object())
+}
+
+async fn bind(state: &AppState, user: &UserRecord, token: &str) -> Result<Response, ApiError> {
+    let grant = take_grant(state, &user.env, token).await?;
+    let outcome = state
+        .store
+        .bind_identity(&user.uid, &user.env, &grant.identity, unix_now())
+        .await
+        .map_err(|e| internal("bind", &e))?;
+    match outcome {
+        BindOutcome::Bound => {
+            tracing::info!(uid = %user.uid, appid = %grant.identity.appid, "WeChat identity bound");
+            Ok(empty_object())
+        }
+        BindOutcome::BoundElsewhere => Err(ApiError::already_exists(
+            "this WeChat user is already bound to another account",
+        )),
+        BindOutcome::AppAlreadyLinked => Err(ApiError::failed_precondition(
+            "this account is already bound to another WeChat user of this Mini Program",
+        )),
+        _ => Err(ApiError::unauthenticated("session revoked or user deleted")),
+    }
+}

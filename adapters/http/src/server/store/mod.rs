@@ -1,0 +1,281 @@
+//! The store behind the handlers: one small async trait, so a PostgreSQL store can
+//! follow the SQLite one without touching a handler.
+//!
+//! Every method that decides something about a secret (rotation, reuse detection,
+//! single use of provider tokens, binding) is one atomic operation of the store, so
+//! two concurrent requests can never both win.
+
+mod sqlite;
+mod writer;
+
+pub use sqlite::{DB_FILE, SqliteStore};
+
+use super::secrets::Hash;
+
+/// A store failure (the database, not the caller). Answered as a 500 and logged.
+#[derive(Debug, thiserror::Error)]
+#[error("store: {0}")]
+pub struct StoreError(String);
+
+impl StoreError {
+    /// Wraps any error message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+/// A WeChat identity of a user.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct Identity {
+    /// The Mini Program appid.
+    pub appid: String,
+    /// The user's openid in that Mini Program.
+    pub openid: String,
+    /// The unionid, when WeChat gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unionid: Option<String>,
+}
+
+impl Identity {
+    /// Builds an identity.
+    pub fn new(appid: String, openid: String, unionid: Option<String>) -> Self {
+        Self {
+            appid,
+            openid,
+            unionid,
+        }
+    }
+}
+
+/// A user with its identities. Times are Unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct UserRecord {
+    /// User id.
+    pub uid: String,
+    /// Env id the user belongs to.
+    pub env: String,
+    /// Anonymous until a WeChat identity is bound (or it signed in with one).
+    pub anonymous: bool,
+    /// Creation time.
+    pub created_at: i64,
+    /// Last change (identity bound).
+    pub updated_at: i64,
+    /// WeChat identities.
+    #[serde(default)]
+    pub identities: Vec<Identity>,
+}
+
+impl UserRecord {
+    /// A user without identities.
+    pub fn new(uid: String, env: String, anonymous: bool, now: i64) -> Self {
+        Self {
+            uid,
+            env,
+            anonymous,
+            created_at: now,
+            updated_at: now,
+            identities: Vec::new(),
+        }
+    }
+}
+
+/// The first refresh token of a new session family.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct NewFamily {
+    /// Family id (public; named in access tokens as `sid`).
+    pub id: String,
+    /// `SHA-256` of the first refresh token.
+    pub refresh_hash: Hash,
+    /// When that token expires.
+    pub refresh_expires_at: i64,
+}
+
+impl NewFamily {
+    /// Builds the record.
+    pub fn new(id: String, refresh_hash: Hash, refresh_expires_at: i64) -> Self {
+        Self {
+            id,
+            refresh_hash,
+            refresh_expires_at,
+        }
+    }
+}
+
+/// The successor offered when a refresh token is presented.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Successor {
+    /// `SHA-256` of the successor token.
+    pub hash: Hash,
+    /// The successor sealed with the presented token (see `secrets`).
+    pub sealed: Vec<u8>,
+    /// When the successor expires.
+    pub expires_at: i64,
+}
+
+impl Successor {
+    /// Builds the record.
+    pub fn new(hash: Hash, sealed: Vec<u8>, expires_at: i64) -> Self {
+        Self {
+            hash,
+            sealed,
+            expires_at,
+        }
+    }
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Rotation {
+    /// The token was current: it is now rotated and the offered successor stored.
+    Rotated {
+        /// Family id.
+        family: String,
+        /// The user, as it is now.
+        user: UserRecord,
+    },
+    /// The token was rotated within the grace window: the caller gets the same
+    /// successor as before (sealed; recover it with the presented token).
+    Replayed {
+        /// Family id.
+        family: String,
+        /// The user, as it is now.
+        user: UserRecord,
+        /// Hash of the earlier successor.
+        successor_hash: Vec<u8>,
+        /// The earlier successor, sealed.
+        successor_sealed: Vec<u8>,
+    },
+    /// The token was rotated before the grace window: the whole family is now revoked.
+    ReuseDetected,
+    /// Unknown, expired, or of a revoked family.
+    Invalid,
+}
+
+/// A provider token's content: the result of one `code2Session` exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProviderGrant {
+    /// Env id it was issued for.
+    pub env: String,
+    /// The identity WeChat vouched for.
+    pub identity: Identity,
+    /// Expiry (Unix seconds).
+    pub expires_at: i64,
+}
+
+impl ProviderGrant {
+    /// Builds the record.
+    pub fn new(env: String, identity: Identity, expires_at: i64) -> Self {
+        Self {
+            env,
+            identity,
+            expires_at,
+        }
+    }
+}
+
+/// What binding an identity to a user did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BindOutcome {
+    /// Bound (or was already bound to this user); the user is no longer anonymous.
+    Bound,
+    /// The openid belongs to another user.
+    BoundElsewhere,
+    /// The user already has another openid of the same Mini Program.
+    AppAlreadyLinked,
+    /// The user does not exist (any more).
+    NoUser,
+}
+
+/// Persistent state of the auth server.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates the env row if missing.
+    async fn ensure_env(&self, env: &str, now: i64) -> Result<(), StoreError>;
+
+    /// Creates an anonymous user and its first session family.
+    async fn create_anonymous(
+        &self,
+        user: &UserRecord,
+        family: &NewFamily,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Finds the user of `identity` in `env` (creating a non-anonymous one with uid
+    /// `new_uid` if none) and starts a session family for it.
+    async fn sign_in_identity(
+        &self,
+        env: &str,
+        identity: &Identity,
+        new_uid: &str,
+        family: &NewFamily,
+        now: i64,
+    ) -> Result<UserRecord, StoreError>;
+
+    /// Presents refresh token `hash` for env `env`: rotates it to `successor`, replays
+    /// the earlier successor less than `grace_secs` after its rotation (0: never), or
+    /// detects reuse after that. A token of another env is `Invalid` (and nothing changes).
+    async fn rotate_refresh(
+        &self,
+        hash: &Hash,
+        env: &str,
+        successor: &Successor,
+        now: i64,
+        grace_secs: i64,
+    ) -> Result<Rotation, StoreError>;
+
+    /// The family of refresh token `hash` in env `env`, if known.
+    async fn family_of_refresh(&self, hash: &Hash, env: &str)
+    -> Result<Option<String>, StoreError>;
+
+    /// Revokes a family; false if it was unknown or already revoked.
+    async fn revoke_family(&self, family: &str, now: i64) -> Result<bool, StoreError>;
+
+    /// The user of a live (not revoked) family.
+    async fn session_user(&self, family: &str) -> Result<Option<UserRecord>, StoreError>;
+
+    /// Stores a provider token (by hash).
+    async fn put_provider_grant(
+        &self,
+        hash: &Hash,
+        grant: &ProviderGrant,
+    ) -> Result<(), StoreError>;
+
+    /// Takes a provider token: returns it once if not expired, never again.
+    async fn take_provider_grant(
+        &self,
+        hash: &Hash,
+        now: i64,
+    ) -> Result<Option<ProviderGrant>, StoreError>;
+
+    /// Binds `identity` (of env `env`) to user `uid`.
+    async fn bind_identity(
+        &self,
+        uid: &str,
+        env: &str,
+        identity: &Identity,
+        now: i64,
+    ) -> Result<BindOutcome, StoreError>;
+
+    /// Every user, oldest first.
+    async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError>;
+
+    /// Inserts or updates users with their identities (import). An identity bound to a
+    /// different user is an error; nothing is written then.
+    async fn import_users(&self, users: &[UserRecord], now: i64) -> Result<(), StoreError>;
+
+    /// Deletes every user, session and provider token (envs stay).
+    async fn reset(&self) -> Result<(), StoreError>;
+
+    /// Deletes expired refresh and provider tokens; returns how many.
+    async fn purge_expired(&self, now: i64) -> Result<u64, StoreError>;
+
+    /// Closes the store (flushes and releases the database).
+    async fn close(&self);
+}
