@@ -132,6 +132,11 @@ impl<'a> Transmit<'a> {
             .filter_map(|line| line.split_once(": "))
     }
 
+    /// The header block: `name: value` lines, each ending in `\n` (lower-case names).
+    pub fn header_block(&self) -> &'a str {
+        self.header_block
+    }
+
     /// The value of header `name`, if present.
     pub fn header(&self, name: &str) -> Option<&'a str> {
         self.headers().find(|(n, _)| *n == name).map(|(_, v)| v)

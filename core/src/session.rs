@@ -2,10 +2,10 @@
 
 use crate::capacity::*;
 use heapless::String;
-use serde::{Deserialize, Serialize};
 
 /// Tokens of the current session, with deadlines in host milliseconds.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(test, derive(serde::Serialize, serde::Deserialize))]
 pub(crate) struct Session {
     pub(crate) token_type: String<TOKEN_TYPE_MAX>,
     pub(crate) access_token: String<ACCESS_TOKEN_MAX>,
@@ -19,7 +19,8 @@ pub(crate) struct Session {
 }
 
 /// The cached profile (from `user/me`) shown by `getLoginState`/`getUserInfo`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(test, derive(serde::Serialize, serde::Deserialize))]
 pub(crate) struct Profile {
     pub(crate) name: String<NAME_MAX>,
     pub(crate) avatar: String<AVATAR_MAX>,

@@ -259,10 +259,10 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a string into `out`; `TooLong` names `field` when it does not fit.
-    pub(crate) fn str_into<const N: usize>(
+    pub(crate) fn str_into(
         &mut self,
         field: &'static str,
-        out: &mut heapless::String<N>,
+        out: &mut heapless::string::StringView,
     ) -> Result<()> {
         if self.kind()? != Kind::String {
             return Err(WireError::WrongType { field });
@@ -276,10 +276,10 @@ impl<'a> Reader<'a> {
     }
 
     /// Like [`Self::str_into`] but `null` leaves `out` empty.
-    pub(crate) fn opt_str_into<const N: usize>(
+    pub(crate) fn opt_str_into(
         &mut self,
         field: &'static str,
-        out: &mut heapless::String<N>,
+        out: &mut heapless::string::StringView,
     ) -> Result<()> {
         if self.kind()? == Kind::Null {
             out.clear();
@@ -290,10 +290,10 @@ impl<'a> Reader<'a> {
 
     /// Reads a string and keeps as much as fits, cut at a character boundary. Only for
     /// human-readable text (error descriptions), never for ids or tokens.
-    pub(crate) fn str_lossy<const N: usize>(
+    pub(crate) fn str_lossy(
         &mut self,
         field: &'static str,
-        out: &mut heapless::String<N>,
+        out: &mut heapless::string::StringView,
     ) -> Result<()> {
         match self.kind()? {
             Kind::String => {
