@@ -1,0 +1,161 @@
+//! Model-based property test of the session engine.
+//!
+//! Random sequences of [`Op`]s, drawn by the weighted strategy below, run against the
+//! engine and the reference model of `cloudbase_auth_testkit::model` (the same type,
+//! model and invariant checks the `engine_ops` fuzz target replays): see that module
+//! for what is compared after every step. The default is 256 cases; `PROPTEST_CASES`
+//! raises it.
+
+use cloudbase_auth_testkit::{Op, run_ops};
+use proptest::prelude::*;
+use proptest::test_runner::Config as ProptestConfig;
+
+// ----- proptest -------------------------------------------------------------------------
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => Just(Op::GetLoginState),
+        3 => Just(Op::GetUserInfo),
+        4 => Just(Op::SignInAnonymously),
+        2 => any::<u8>().prop_map(|openid_idx| Op::SignInWeChat { openid_idx }),
+        1 => Just(Op::SignInWeChatBadCode),
+        3 => any::<u8>().prop_map(|openid_idx| Op::LinkWeChat { openid_idx }),
+        1 => Just(Op::SignOut),
+        20 => Just(Op::ReplyGood { oldest: false }),
+        3 => Just(Op::ReplyGood { oldest: true }),
+        3 => (any::<u8>(), any::<u8>())
+            .prop_map(|(status_idx, kind_idx)| Op::ReplyError { status_idx, kind_idx }),
+        1 => (any::<u8>(), proptest::collection::vec(any::<u8>(), 0..24))
+            .prop_map(|(status_idx, bytes)| Op::ReplyGarbage { status_idx, bytes }),
+        1 => any::<u8>().prop_map(|idx| Op::ReplyLateDuplicate { idx }),
+        2 => Just(Op::TransportFail),
+        2 => (0u32..20_000).prop_map(|ms| Op::Advance { ms }),
+        2 => (7_000_000u32..7_300_000).prop_map(|ms| Op::Advance { ms }),
+        4 => Just(Op::AdvanceToDeadline),
+        1 => (0u32..40_000).prop_map(|ms| Op::Elapse { ms }),
+        1 => (0u32..10_000_000).prop_map(|ms| Op::Backwards { ms }),
+        1 => Just(Op::Restore),
+        1 => any::<u16>().prop_map(|flip| Op::RestoreCorrupted { flip }),
+        2 => Just(Op::ServerRevokesRefreshTokens),
+        2 => Just(Op::ServerExpiresAccessTokens),
+        1 => any::<u8>().prop_map(|secs| Op::ShortTokens { secs }),
+        1 => Just(Op::NoRefreshTokens),
+    ]
+}
+
+proptest! {
+    // 256 cases by default; `PROPTEST_CASES` overrides (read by `Config::default()`).
+    // No regression files: a failure prints its minimal sequence; pin it as a `#[test]`.
+    #![proptest_config(ProptestConfig {
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn engine_agrees_with_model(ops in proptest::collection::vec(op_strategy(), 1..64)) {
+        run_ops(&ops);
+    }
+}
+
+// ----- pinned sequences -----------------------------------------------------------------
+
+#[test]
+fn model_smoke_full_flow() {
+    use Op::*;
+    run_ops(&[
+        SignInAnonymously,
+        ReplyGood { oldest: false },
+        ReplyGood { oldest: false },
+        GetUserInfo,
+        ReplyGood { oldest: false },
+        LinkWeChat { openid_idx: 0 },
+        ReplyGood { oldest: false },
+        ReplyGood { oldest: false },
+        ReplyGood { oldest: false },
+        ReplyGood { oldest: false },
+        AdvanceToDeadline,
+        GetLoginState,
+        ReplyGood { oldest: false },
+        Restore,
+        SignOut,
+        ReplyGood { oldest: false },
+    ]);
+}
+
+#[test]
+fn model_smoke_refresh_rejected_recovers() {
+    use Op::*;
+    run_ops(&[
+        SignInAnonymously,
+        ReplyGood { oldest: false },
+        ReplyGood { oldest: false },
+        ServerRevokesRefreshTokens,
+        AdvanceToDeadline,
+        GetUserInfo,
+        ReplyGood { oldest: false },
+        ReplyGood { oldest: false },
+        ReplyGood { oldest: false },
+        ReplyGood { oldest: false },
+    ]);
+}
+
+// ----- regressions: engine bugs the model found (fixed) --------------------------------
+
+/// Was: a refused `link_wechat` (here: `Busy`, a sign-in is in flight) moved the engine
+/// clock past the request deadline but ran no timers: the next `Timeout` was 1 ms in the
+/// past.
+/// `on_tick`'s contract: "Runs after every input, so no deadline returned by
+/// `poll_timeout` is ever in the past."
+#[test]
+fn regression_deadline_in_the_past_after_refused_link() {
+    use Op::*;
+    run_ops(&[
+        SignInAnonymously,
+        Elapse { ms: 15_001 },
+        LinkWeChat { openid_idx: 0 },
+    ]);
+}
+
+/// Was: the same through a stale reply: after the sign-in's credentials were taken, a
+/// duplicate of that reply arrived 1 ms after the `user/me` request's deadline; the
+/// engine dropped it (`Stale`), advanced its clock, ran no timers, and reported the
+/// request deadline that had already passed.
+#[test]
+fn regression_deadline_in_the_past_after_stale_reply() {
+    use Op::*;
+    run_ops(&[
+        SignInAnonymously,
+        ReplyGood { oldest: false },
+        Elapse { ms: 15_001 },
+        ReplyLateDuplicate { idx: 0 },
+    ]);
+}
+
+/// Was: a `get_user_info` that joined another one in flight, when the anonymous session
+/// is rejected (`user/me` 401 → `token` `invalid_grant` → automatic anonymous sign-in),
+/// completed with the recovery sign-in's `Ok(SignedIn(Anonymous))`. `get_user_info`
+/// "Completes with `Completion::UserInfo`", and `session_rejected` says "A user-info
+/// caller re-asks after the recovery" — only the caller that started the fetch does;
+/// the joined one (`Call::Same`) is handed the sign-in result. Expected (the model): both
+/// ask again after the recovery and complete with `Ok(UserInfo)`.
+#[test]
+fn regression_joined_user_info_gets_sign_in_result() {
+    use Op::*;
+    run_ops(&[
+        SignInAnonymously,
+        ReplyGood { oldest: false }, // credentials
+        ReplyGood { oldest: false }, // user/me
+        GetUserInfo,                 // op 2: user/me in flight
+        GetUserInfo,                 // op 3: joins op 2
+        ReplyError {
+            status_idx: 0, // 400
+            kind_idx: 1,   // unauthenticated → refresh
+        },
+        ReplyError {
+            status_idx: 0, // 400
+            kind_idx: 0,   // invalid_grant → rejected → recovery sign-in
+        },
+        ReplyGood { oldest: false }, // recovery credentials
+        ReplyGood { oldest: false }, // recovery user/me: op 3 gets SignedIn(Anonymous)
+    ]);
+}
