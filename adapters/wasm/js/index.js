@@ -1,0 +1,376 @@
+'use strict';
+// wx.cloud.auth() for Mini Programs, Node and browsers, over cloudbase_auth.wasm (the no_std
+// core). The core writes every request and makes every decision; this file only moves
+// bytes, time and randomness. ABI and record layout: adapters/wasm/src/lib.rs.
+
+const STATES = ['UNINITIALIZED', 'INITIALIZED', 'ANONYMOUS', 'WECHAT', 'SIGNED_OUT'];
+// Error classes, then ApiMisuse sub-codes (class 2).
+const CLASSES = ['', 'INVALID_ARGUMENT', '', 'SERVER_ERROR', 'BAD_REPLY', 'NETWORK_ERROR',
+  'BAD_SNAPSHOT', 'NOT_SIGNED_IN', 'SESSION_EXPIRED', 'CANCELLED', 'UNKNOWN'];
+const MISUSE = ['UNKNOWN', 'NOT_INITIALIZED', 'ALREADY_INITIALIZED', 'RESTORE_TOO_LATE',
+  'BUSY', 'NOT_ANONYMOUS', 'INPUT_TOO_LONG', 'INVALID_ARGUMENT', 'BUFFER_TOO_SMALL', 'BUSY'];
+const IMPORTS = {}; // the module imports nothing (a test checks)
+const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+// `true` in cloudbase-auth.min.js (scripts/build-wasm.sh rewrites this line), which
+// compiles the Node and browser host out of the Mini Program copy.
+const MINIPROGRAM = false;
+
+class AuthError extends Error {
+  constructor(code, message, extra) {
+    super(message || code);
+    this.name = 'AuthError';
+    this.code = code;
+    Object.assign(this, extra);
+  }
+}
+
+// --- UTF-8 and base64 (Mini Programs have no TextEncoder/TextDecoder/btoa) ---------------
+
+function utf8(s) {
+  const out = [];
+  for (let i = 0; i < s.length; i++) {
+    let c = s.charCodeAt(i);
+    if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d < 0xe000) { c = 0x10000 + (c - 0xd800) * 1024 + d - 0xdc00; i++; }
+    }
+    if (c >= 0xd800 && c < 0xe000) c = 0xfffd; // lone surrogate
+    if (c < 0x80) out.push(c);
+    else if (c < 0x800) out.push(0xc0 | c >> 6, 0x80 | c & 63);
+    else if (c < 0x10000) out.push(0xe0 | c >> 12, 0x80 | c >> 6 & 63, 0x80 | c & 63);
+    else out.push(0xf0 | c >> 18, 0x80 | c >> 12 & 63, 0x80 | c >> 6 & 63, 0x80 | c & 63);
+  }
+  return new Uint8Array(out);
+}
+
+function text(b) {
+  let s = '';
+  for (let i = 0; i < b.length;) {
+    const c = b[i++];
+    let n = c > 0xef ? 3 : c > 0xdf ? 2 : c > 0xbf ? 1 : 0;
+    let cp = n ? c & 63 >> n : c;
+    if (c > 0x7f && (!n || c > 0xf4)) cp = 0xfffd;
+    else for (; n; n--) {
+      if ((b[i] & 0xc0) !== 0x80) { cp = 0xfffd; break; }
+      cp = cp << 6 | b[i++] & 63;
+    }
+    s += String.fromCodePoint(cp > 0x10ffff ? 0xfffd : cp);
+  }
+  return s;
+}
+
+function b64(u) {
+  let s = '';
+  for (let i = 0; i < u.length; i += 3) {
+    const n = u[i] << 16 | u[i + 1] << 8 | u[i + 2];
+    s += B64[n >> 18 & 63] + B64[n >> 12 & 63] +
+      (i + 1 < u.length ? B64[n >> 6 & 63] : '=') + (i + 2 < u.length ? B64[n & 63] : '=');
+  }
+  return s;
+}
+
+// Anything that is not base64 decodes to no bytes (the core then reports a bad snapshot).
+function unb64(s) {
+  const out = [];
+  let acc = 0, bits = 0;
+  for (const ch of typeof s === 'string' ? s.replace(/=+$/, '') : '') {
+    const v = B64.indexOf(ch);
+    if (v < 0) return new Uint8Array(0);
+    acc = (acc << 6 | v) & 0xffff;
+    if ((bits += 6) >= 8) out.push(acc >> (bits -= 8) & 255);
+  }
+  return new Uint8Array(out);
+}
+
+const bytes = (x) => x instanceof ArrayBuffer ? new Uint8Array(x)
+  : ArrayBuffer.isView(x) ? new Uint8Array(x.buffer, x.byteOffset, x.byteLength)
+  : typeof x === 'string' ? utf8(x) : new Uint8Array(0);
+
+// --- hosts: what each platform provides -----------------------------------------------
+
+function call(name, opts) { // a wx API in callback style, as a promise
+  return new Promise((ok, fail) => wx[name](Object.assign({ success: ok, fail }, opts)));
+}
+
+function miniProgramHost(o) {
+  const path = o.wasm || '/cloudbase-auth/cloudbase_auth.wasm';
+  return {
+    load: () => WXWebAssembly.instantiate(path, IMPORTS),
+    seed: () => wx.getRandomValues
+      ? call('getRandomValues', { length: 16 }).then((r) => bytes(r.randomValues), weakSeed)
+      : weakSeed(),
+    request: (method, url, header, body) => call('request', {
+      url, method, header, responseType: 'arraybuffer', data: body && body.buffer,
+    }).then((r) => ({ status: r.statusCode, body: bytes(r.data) })),
+    get: (k) => wx.getStorageSync(k),
+    set: (k, v) => wx.setStorageSync(k, v),
+    remove: (k) => wx.removeStorageSync(k),
+    login: () => call('login').then((r) => r.code),
+    appid: () => wx.getAccountInfoSync && wx.getAccountInfoSync().miniProgram.appId,
+  };
+}
+
+function webHost(o) {
+  const NODE = typeof process === 'object' && !!(process.versions && process.versions.node);
+  const mem = {};
+  const store = o.storage || (typeof localStorage === 'object' && localStorage) || {
+    getItem: (k) => mem[k], setItem: (k, v) => { mem[k] = v; }, removeItem: (k) => { delete mem[k]; },
+  };
+  const src = o.wasm || (NODE ? __dirname + '/cloudbase_auth.wasm' : 'cloudbase_auth.wasm');
+  return {
+    load: () => Promise.resolve(typeof src !== 'string' ? src : NODE
+      ? require(['fs'][0]).readFileSync(src) // (indirect: keeps bundlers from packing fs)
+      : fetch(src).then((r) => r.arrayBuffer()))
+      .then((b) => WebAssembly.instantiate(b, IMPORTS)),
+    seed: () => crypto.getRandomValues(new Uint8Array(16)),
+    request: (method, url, headers, body) => fetch(url, { method, headers, body })
+      .then((r) => r.arrayBuffer().then((b) => ({ status: r.status, body: new Uint8Array(b) }))),
+    get: (k) => store.getItem(k),
+    set: (k, v) => store.setItem(k, v),
+    remove: (k) => store.removeItem(k),
+    login: () => o.login ? o.login() : Promise.reject(new AuthError('NO_WX_LOGIN',
+      'signInWithWeChat/linkWithWeChat need wx.login or init({ login })')),
+    appid: () => undefined,
+  };
+}
+
+// Request and device ids only (the core holds no secret of its own): used where
+// wx.getRandomValues is missing (base library < 2.15, plugins).
+function weakSeed() {
+  const s = new Uint8Array(16);
+  for (let i = 0; i < 16; i++) s[i] = Math.random() * 256 ^ Date.now() >> i;
+  return s;
+}
+
+// --- the client: one wasm instance per init() -------------------------------------------
+
+class Client {
+  constructor(o, host) {
+    this.o = o;
+    this.host = host;
+    this.key = 'cloudbase_auth_' + o.env;
+    this.origin = (o.baseUrl || 'https://' + o.env + '.ap-shanghai.tcb-api.tencentcloudapi.com')
+      .replace(/\/+$/, '');
+    this.pending = {};
+    this.listeners = [];
+    this.ready = this.boot();
+    this.ready.catch(() => {}); // reported by each call
+    const c = this;
+    this.auth = {
+      getLoginState: () => c.op('cba_get_login_state', [], () => c.state()),
+      signInAnonymously: () => c.op('cba_sign_in_anonymously', [], () => c.state()),
+      signInWithWeChat: () => c.wechat('cba_sign_in_with_wechat'),
+      linkWithWeChat: () => c.wechat('cba_link_wechat'),
+      getUserInfo: () => c.op('cba_get_user_info', [], () => ({ user: c.user() })),
+      signOut: () => c.op('cba_sign_out', [], (kind, revoked) => ({ revoked: !!revoked })),
+      onLoginStateChanged(cb) {
+        let on = true;
+        c.ready.then(() => { if (on) { c.listeners.push(cb); c.tell(cb, c.state()); } }, () => {});
+        return () => { on = false; c.listeners = c.listeners.filter((l) => l !== cb); };
+      },
+    };
+  }
+
+  async boot() {
+    const [inst, seed] = await Promise.all([this.host.load(), this.host.seed()]);
+    const ex = this.ex = (inst.instance || inst).exports;
+    const a = this.put([utf8(this.o.env), utf8(this.o.clientId || ''), seed]);
+    this.check(ex.cba_init(Date.now(), a[0], a[1], a[2], a[3], a[4]));
+    let stored;
+    try { stored = this.host.get(this.key); } catch (e) { /* unreadable: start fresh */ }
+    if (stored) {
+      const b = this.put([unb64(stored)]);
+      // A corrupt snapshot is the core's call: it signs out and asks to clear storage.
+      ex.cba_restore(Date.now(), b[0], b[1]);
+      this.drain();
+    }
+  }
+
+  close() {
+    this.closed = true;
+    clearTimeout(this.timer);
+    for (const id in this.pending) this.pending[id][1](new AuthError('CLOSED', 'init() was called again'));
+  }
+
+  // Writes byte arrays into the exchange buffer: [ptr, len, ptr, len, ...]. Copies at
+  // most the buffer's length (the core refuses anything that long).
+  put(parts) {
+    const ex = this.ex, base = ex.cba_buf(), cap = ex.cba_buf_len();
+    const mem = new Uint8Array(ex.memory.buffer, base, cap), out = [];
+    let off = 0;
+    for (const p of parts) {
+      const n = Math.min(p.length, cap - off);
+      mem.set(p.subarray(0, n), off);
+      out.push(base + off, n);
+      off += n;
+    }
+    return out;
+  }
+
+  // A reader over the record the last export wrote.
+  rec() {
+    const ex = this.ex, base = ex.cba_buf(), buf = ex.memory.buffer;
+    const dv = new DataView(buf, base), u8 = new Uint8Array(buf, base);
+    let p = 0;
+    const r = {
+      n: () => { p += 8; return dv.getFloat64(p - 8, true); },
+      b: () => { const l = dv.getUint32(p, true); p += 4 + l; return u8.slice(p - l, p); },
+      s: () => text(r.b()),
+      err: () => {
+        const cls = r.n(), sub = r.n(), status = r.n(), kind = r.n(), errorCode = r.n();
+        const field = r.s(), code = cls === 2 ? MISUSE[sub] || MISUSE[0] : CLASSES[cls] || 'UNKNOWN';
+        return new AuthError(code, code.toLowerCase().replace(/_/g, ' ') +
+          (field ? ': ' + field : '') + (status ? ' (HTTP ' + status + ')' : ''),
+        status ? { status, kind, errorCode } : field ? { field } : {});
+      },
+    };
+    return r;
+  }
+
+  // Every input is followed by a drain; a negative result throws the error record.
+  check(v) {
+    const e = v < 0 && this.rec().err();
+    this.drain();
+    if (e) throw e;
+    return v;
+  }
+
+  drain() {
+    for (;;) {
+      const k = this.ex.cba_poll(), r = this.rec();
+      if (k <= 0) return this.arm(k ? -1 : r.n());
+      if (k === 1) this.send(r);
+      else if (k === 2) this.save(b64(r.b()));
+      else if (k === 3) this.save('');
+      else if (k === 4) { r.n(); this.emit(r.n()); }
+      else if (k === 5) this.done(r);
+    }
+  }
+
+  arm(deadline) {
+    clearTimeout(this.timer);
+    if (deadline < 0 || this.closed) return;
+    this.timer = setTimeout(() => {
+      if (!this.closed) this.check(this.ex.cba_handle_timeout(Date.now()));
+    }, Math.min(Math.max(deadline - Date.now(), 0), 0x7fffffff));
+    if (this.timer.unref) this.timer.unref(); // Node: a refresh timer keeps no process alive
+  }
+
+  send(r) {
+    const gen = r.n(), seq = r.n(), method = r.s(), url = this.origin + r.s(), headers = {};
+    for (const line of r.s().split('\n')) {
+      const i = line.indexOf(': ');
+      if (i > 0) headers[line.slice(0, i)] = line.slice(i + 2);
+    }
+    const body = r.n() ? r.b() : undefined;
+    const reply = (status, b) => {
+      if (this.closed) return;
+      if (status < 0) return this.check(this.ex.cba_handle_transport_error(Date.now(), gen, seq));
+      const a = this.put([b]);
+      this.check(this.ex.cba_handle_response(Date.now(), gen, seq, status, a[0], a[1]));
+    };
+    Promise.resolve().then(() => this.host.request(method, url, headers, body))
+      .then((res) => reply(res.status, res.body), () => reply(-1));
+  }
+
+  save(v) {
+    try {
+      if (v) this.host.set(this.key, v);
+      else this.host.remove(this.key);
+    } catch (e) { /* storage full or gone: the session lives on in memory */ }
+  }
+
+  emit(to) {
+    const s = to === 2 || to === 3 ? this.state() : null;
+    for (const cb of this.listeners.slice()) this.tell(cb, s);
+  }
+
+  tell(cb, s) { // a listener's exception is reported, not thrown into the engine's loop
+    try { cb(s); } catch (e) { setTimeout(() => { throw e; }); }
+  }
+
+  done(r) {
+    const op = r.n(), ok = r.n(), p = this.pending[op];
+    const a = ok ? [r.n(), r.n()] : null, e = ok ? null : r.err();
+    if (!p) return;
+    delete this.pending[op];
+    if (e) p[1](e);
+    else p[0](p[2](a[0], a[1]));
+  }
+
+  op(name, parts, map) {
+    return this.ready.then(() => new Promise((resolve, reject) => {
+      if (this.closed) throw new AuthError('CLOSED', 'init() was called again');
+      const id = this.ex[name](Date.now(), ...this.put(parts));
+      if (id >= 0) this.pending[id] = [resolve, reject, map];
+      this.check(id); // drains: may complete `id` at once
+    }));
+  }
+
+  wechat(name) {
+    return this.ready
+      .then(() => this.host.login().catch((e) => {
+        throw e instanceof AuthError ? e : new AuthError('WX_LOGIN_FAILED', e && e.errMsg || String(e));
+      }))
+      .then((code) => this.op(name, [utf8(String(code)), utf8(this.o.appid || this.host.appid() || '')],
+        () => this.state()));
+  }
+
+  // LoginState | null, read from the engine.
+  state() {
+    const ex = this.ex, st = ex.cba_login_state();
+    if (!ex.cba_session()) return null;
+    const r = this.rec(), type = (r.s(), r.s()), token = r.s(), expires = r.n(); // (uid: in user)
+    return {
+      loginType: STATES[st], isAnonymousAuth: st === 2,
+      credential: { accessToken: token, tokenType: type, accessTokenExpire: expires },
+      user: this.user(),
+    };
+  }
+
+  user() {
+    if (!this.ex.cba_user()) return null;
+    const r = this.rec(), u = { uid: r.s(), nickName: r.s(), avatarUrl: r.s() };
+    const email = r.s(), openid = r.s();
+    if (email) u.email = email;
+    if (openid) u.openid = openid;
+    return u;
+  }
+}
+
+// --- the API --------------------------------------------------------------------------
+
+let client = null;
+
+function init(options) {
+  const o = Object.assign({}, options);
+  if (typeof o.env !== 'string' || !o.env) {
+    throw new AuthError('INVALID_ARGUMENT', 'init({ env }) needs an env id');
+  }
+  if (client) client.close();
+  const mp = MINIPROGRAM || typeof WXWebAssembly === 'object' && typeof wx === 'object';
+  client = new Client(o, mp ? miniProgramHost(o) : webHost(o));
+}
+
+function auth() {
+  if (!client) throw new AuthError('NOT_INITIALIZED', 'call init({ env }) before auth()');
+  return client.auth;
+}
+
+// Adds auth() and an init() that also records the env to the Mini Program's own wx.cloud,
+// keeping its other members (and calling its own init).
+function install(defaults) {
+  const cloud = wx.cloud || (wx.cloud = {}), own = cloud.init;
+  const add = {
+    init(o) {
+      init(Object.assign({}, defaults, o));
+      if (typeof own === 'function') own.call(cloud, o);
+    },
+    auth,
+  };
+  try { Object.assign(cloud, add); } catch (e) { /* frozen */ }
+  if (cloud.auth !== auth) wx.cloud = Object.assign(Object.create(cloud), add);
+  return wx.cloud;
+}
+
+module.exports = { init, auth, install, AuthError, _codec: { utf8, text, b64, unb64 } };
