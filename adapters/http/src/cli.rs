@@ -32,8 +32,9 @@ pub enum Command {
     /// Serves the CloudBase Auth endpoints the official JS SDK calls (under /auth/v1/),
     /// GET /healthz, and the token signing keys at GET /.well-known/jwks.json. In the
     /// default emulated WeChat mode it also serves WeChat's GET /sns/jscode2session,
-    /// POST /emulator/v1/wechat/login-code (mint a wx.login code), and the admin routes
-    /// GET /emulator/v1/users, GET /emulator/v1/export, DELETE /emulator/v1/data.
+    /// POST /emulator/v1/wechat/login-code (mint a wx.login code), the admin routes
+    /// GET /emulator/v1/users, GET /emulator/v1/export, DELETE /emulator/v1/data, and a
+    /// browser demo of the wasm adapter at http://ADDR/demo/ (a button per auth call).
     ///
     /// Prints `cloudbase-auth listening on http://ADDR` on stdout once it accepts
     /// requests (and `admin token: …` when it generated one). Logs go to stderr.

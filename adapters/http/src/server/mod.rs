@@ -15,6 +15,7 @@
 
 mod auth_api;
 pub mod config;
+pub mod demo;
 pub mod emulator_api;
 mod error;
 mod jwt;

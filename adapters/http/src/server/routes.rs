@@ -1,8 +1,9 @@
 //! The router: CloudBase endpoints from the core's table, health and JWKS, the
-//! emulator routes (emulated mode only), and the middleware every request passes:
-//! CORS, a log line without secrets, and a deadline.
+//! emulator routes and the browser demo at `/demo/` (emulated mode only), and the
+//! middleware every request passes: CORS, a log line without secrets, and a deadline.
 
 use super::auth_api;
+use super::demo;
 use super::emulator_api;
 use super::error::{ApiError, json_response};
 use super::state::AppState;
@@ -61,7 +62,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             }),
         );
     if state.emulator.is_some() {
-        app = app.merge(emulator_api::routes());
+        app = app.merge(emulator_api::routes()).merge(demo::routes());
     }
     let deadline = state.config.request_timeout;
     app.fallback(|| async { ApiError::not_found("no such endpoint").into_response() })
