@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: ./scripts/test.sh
-# setup, fmt, clippy, rustdoc, no_std builds, tests; prints seconds per step at the end.
+# setup, fmt, clippy, rustdoc, no_std builds, cargo tests, the wasm/JS suites against the
+# real server, and a bounded fuzz run; prints seconds per step at the end.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -44,6 +45,10 @@ step clippy  cargo clippy --workspace --all-targets --all-features -- -D warning
 step doc     env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
 step nostd   ./scripts/build-nostd.sh
 step test    cargo test --workspace --all-features --no-fail-fast
+step jssdk   ./scripts/test-js-sdk.sh
+step wasm    ./scripts/test-wasm.sh
+step browser ./scripts/test-browser.sh
+step fuzz    ./scripts/fuzz.sh 10
 
 print_timings
 echo "==> all steps passed"
