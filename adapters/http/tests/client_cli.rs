@@ -342,16 +342,5 @@ fn mint(server: &str, appid: &str, openid: &str) -> String {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async {
-        let v: serde_json::Value = reqwest::Client::new()
-            .post(format!("{server}/emulator/v1/wechat/login-code"))
-            .json(&serde_json::json!({ "appid": appid, "openid": openid }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["code"].as_str().unwrap().to_owned()
-    })
+    rt.block_on(client_common::mint_code(server, appid, openid))
 }

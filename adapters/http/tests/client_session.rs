@@ -16,16 +16,7 @@ const REFRESH_REQUEST: &str = "POST /auth/v1/token?";
 const APPID: &str = "wx0123456789abcdef";
 
 async fn mint(server: &str, openid: &str) -> String {
-    let v: serde_json::Value = reqwest::Client::new()
-        .post(format!("{server}/emulator/v1/wechat/login-code"))
-        .json(&serde_json::json!({ "appid": APPID, "openid": openid }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["code"].as_str().unwrap().to_owned()
+    client_common::mint_code(server, APPID, openid).await
 }
 
 #[tokio::test]

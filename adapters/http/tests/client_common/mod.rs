@@ -239,3 +239,18 @@ pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// Mints a `wx.login` code for `openid` through the server's emulator endpoint (what a
+/// test's stand-in `wx.login` does).
+pub async fn mint_code(server: &str, appid: &str, openid: &str) -> String {
+    let v: serde_json::Value = reqwest::Client::new()
+        .post(format!("{server}/emulator/v1/wechat/login-code"))
+        .json(&serde_json::json!({ "appid": appid, "openid": openid }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["code"].as_str().unwrap().to_owned()
+}
