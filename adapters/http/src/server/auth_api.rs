@@ -20,7 +20,7 @@ use super::wechat::WxError;
 use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use cloudbase_auth_core::capacity::{OPENID_MAX, PROVIDER_TOKEN_MAX, REFRESH_TOKEN_MAX};
+use cloudbase_auth_core::capacity::{PROVIDER_TOKEN_MAX, REFRESH_TOKEN_MAX};
 use cloudbase_auth_core::wire::{
     AnonymousSignInRequest, Endpoint, GRANT_REFRESH_TOKEN, PROVIDER_CODE_TYPE_OPEN_ID,
     ProviderTokenBody, ProviderTokenReply, ProviderTokenRequest, RefreshRequest, RevokeRequest,
@@ -239,11 +239,6 @@ async fn provider_token(
                 ApiError::unavailable(e.to_string())
             }
         })?;
-    let valid = |s: &str| s.len() <= OPENID_MAX && is_token_safe(s);
-    if !valid(&wx.openid) || !wx.unionid.as_deref().is_none_or(valid) {
-        tracing::warn!("code2Session returned an openid this server cannot carry");
-        return Err(ApiError::unavailable("WeChat returned an unusable openid"));
-    }
     let token = OpaqueToken::generate().map_err(|e| internal("random", &e))?;
     let ttl = state.config.provider_token_ttl;
     let grant = ProviderGrant::new(

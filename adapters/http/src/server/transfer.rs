@@ -4,7 +4,8 @@
 
 use super::config::is_valid_appid;
 use super::store::{Store, UserRecord};
-use cloudbase_auth_core::capacity::{ENV_ID_MAX, OPENID_MAX, UID_MAX};
+use super::wechat::is_valid_wx_id;
+use cloudbase_auth_core::capacity::{ENV_ID_MAX, UID_MAX};
 use cloudbase_auth_core::config::is_valid_id;
 use cloudbase_auth_core::wire::is_token_safe;
 use serde::{Deserialize, Serialize};
@@ -45,10 +46,9 @@ impl Export {
                 "not a `{EXPORT_FORMAT}` version {EXPORT_VERSION} document"
             ));
         }
-        let token = |s: &str, max: usize| s.len() <= max && is_token_safe(s);
         for (i, u) in self.users.iter().enumerate() {
             let at = |what: &str| format!("user #{} ({}): {what}", i + 1, u.uid);
-            if !token(&u.uid, UID_MAX) {
+            if u.uid.len() > UID_MAX || !is_token_safe(&u.uid) {
                 return Err(at("uid must be 1..=64 visible ASCII characters"));
             }
             if u.env.len() > ENV_ID_MAX || !is_valid_id(&u.env) {
@@ -58,8 +58,7 @@ impl Export {
                 if !is_valid_appid(&id.appid) {
                     return Err(at("identity has an invalid appid"));
                 }
-                if !token(&id.openid, OPENID_MAX)
-                    || !id.unionid.as_deref().is_none_or(|x| token(x, OPENID_MAX))
+                if !is_valid_wx_id(&id.openid) || !id.unionid.as_deref().is_none_or(is_valid_wx_id)
                 {
                     return Err(at("identity has an invalid openid or unionid"));
                 }

@@ -3,11 +3,9 @@
 //! checks and error codes. Codes live in memory: a restart forgets them, as a real
 //! code would have expired by then anyway.
 
-use super::{Code2Session, GRANT_TYPE, WxError, WxUser, errcode};
+use super::{Code2Session, GRANT_TYPE, WxError, WxUser, errcode, is_valid_wx_id};
 use crate::server::config::{WeChatApps, is_valid_appid};
 use crate::server::secrets::{b64url, random_bytes};
-use cloudbase_auth_core::capacity::OPENID_MAX;
-use cloudbase_auth_core::wire::is_token_safe;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -120,8 +118,7 @@ impl WeChatEmulator {
         if !self.knows(appid) {
             return Err(MintError::UnknownApp);
         }
-        let valid = |s: &str| s.len() <= OPENID_MAX && is_token_safe(s);
-        if !openid.is_none_or(valid) || !unionid.is_none_or(valid) {
+        if !openid.is_none_or(is_valid_wx_id) || !unionid.is_none_or(is_valid_wx_id) {
             return Err(MintError::BadOpenid);
         }
         let openid = match openid {

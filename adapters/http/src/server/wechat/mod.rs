@@ -7,6 +7,9 @@
 mod emulator;
 mod real;
 
+use cloudbase_auth_core::capacity::OPENID_MAX;
+use cloudbase_auth_core::wire::is_token_safe;
+
 pub(crate) use emulator::{Fault, MintError, WeChatEmulator};
 pub(crate) use real::RealWeChat;
 
@@ -43,7 +46,15 @@ pub(crate) mod errcode {
     pub(crate) const QUOTA: i64 = 45011;
 }
 
-/// Who WeChat says the code belongs to.
+/// Whether `id` can be an `openid` or `unionid` here: at most [`OPENID_MAX`] bytes of
+/// token-safe text (visible ASCII, no quote or backslash). Ids are stored, compared and
+/// sent back in `user/me` replies; every source (the emulator's minting, WeChat's reply,
+/// a user import) applies this one rule.
+pub(crate) fn is_valid_wx_id(id: &str) -> bool {
+    id.len() <= OPENID_MAX && is_token_safe(id)
+}
+
+/// Who WeChat says the code belongs to. Both ids pass [`is_valid_wx_id`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct WxUser {
     pub(crate) openid: String,
@@ -96,6 +107,7 @@ impl WxError {
 /// `code2Session`: a `wx.login` code of Mini Program `appid` → the user's openid.
 #[async_trait::async_trait]
 pub(crate) trait Code2Session: Send + Sync {
-    /// Exchanges `code` (single use) for the user's identity.
+    /// Exchanges `code` (single use) for the user's identity (ids valid by
+    /// [`is_valid_wx_id`]).
     async fn exchange(&self, appid: &str, code: &str) -> Result<WxUser, WxError>;
 }
