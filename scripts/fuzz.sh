@@ -5,7 +5,7 @@
 #   ./scripts/fuzz.sh 10           every target, 10 s each (the test command's budget)
 #   ./scripts/fuzz.sh 3600 engine_ops   one target for an hour
 #
-# Installs cargo-fuzz for the nightly toolchain if it is missing, builds every target
+# Installs cargo-fuzz for the nightly toolchain if it is missing, builds the targets
 # (ASan, debug assertions and overflow checks: cargo-fuzz's defaults), runs each for
 # the given time, prints runs, exec/s and CPU seconds per target (from libFuzzer's
 # final stats), and exits non-zero if any target crashed, leaked or timed out.
@@ -44,8 +44,9 @@ fi
 # Longest input libFuzzer may generate, per target.
 max_len() {
   case "$1" in
-    response_parse) echo 17408 ;; # 3 header bytes + bodies past RESPONSE_BODY_MAX (16 KiB)
-    *) echo 4096 ;;              # snapshots (SNAPSHOT_MAX 3,033) and op sequences
+    response_parse) echo 17408 ;;    # 3 header bytes + bodies past RESPONSE_BODY_MAX (16 KiB)
+    code2session_reply) echo 4200 ;; # 2 status bytes + bodies past REPLY_MAX (4 KiB)
+    *) echo 4096 ;; # snapshots (SNAPSHOT_MAX 3,033), op and call sequences, requests (padded)
   esac
 }
 
@@ -59,8 +60,10 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
 fi
 say "$(cargo +nightly fuzz --version), $(rustup run nightly rustc --version)"
 
-say "building every target"
-cargo +nightly fuzz build
+say "building ${TARGETS[*]}"
+for t in "${TARGETS[@]}"; do
+  cargo +nightly fuzz build "$t"
+done
 
 # --- runs ---------------------------------------------------------------------------------
 

@@ -72,3 +72,39 @@ fn seed_corpora_pass() {
     assert!(n > 0, "no seed corpus found under {}", fuzz_dir().display());
     println!("replayed {n} corpus inputs");
 }
+
+/// The names of `fuzz/<sub>/*` (files of `fuzz_targets/` without `.rs`, or directories).
+fn names(sub: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(fuzz_dir().join(sub)) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .map(|e| e.expect("readable directory").path())
+        .filter_map(|p| Some(p.file_stem()?.to_string_lossy().into_owned()))
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Every target has seeds, and every seed or regression directory belongs to a target
+/// (the server's and the wasm exports' are replayed by those crates' unit tests).
+#[test]
+fn every_target_has_a_seed_corpus() {
+    let targets = names("fuzz_targets");
+    assert!(targets.len() >= TARGETS.len(), "{targets:?}");
+    for t in &targets {
+        assert!(
+            !inputs(&fuzz_dir().join("corpus").join(t)).is_empty(),
+            "fuzz target {t} has no seeds in fuzz/corpus/{t}/"
+        );
+    }
+    for kind in ["corpus", "regressions"] {
+        for dir in names(kind) {
+            assert!(
+                targets.contains(&dir),
+                "fuzz/{kind}/{dir}/ names no target in fuzz/fuzz_targets/"
+            );
+        }
+    }
+}

@@ -43,3 +43,35 @@ pub const INTERNAL: ErrorCode = code("internal", 13);
 pub const UNAVAILABLE: ErrorCode = code("unavailable", 14);
 /// Missing, expired, revoked or forged access token.
 pub const UNAUTHENTICATED: ErrorCode = code("unauthenticated", 16);
+
+/// Every error above, for tables and tests (a reply naming anything else did not come
+/// from a server that follows §6).
+pub const ALL: [ErrorCode; 14] = [
+    INVALID_ARGUMENT,
+    INVALID_GRANT,
+    DEADLINE_EXCEEDED,
+    NOT_FOUND,
+    ALREADY_EXISTS,
+    PERMISSION_DENIED,
+    RESOURCE_EXHAUSTED,
+    FAILED_PRECONDITION,
+    PROVIDER_NOT_ENABLED,
+    ABORTED,
+    UNIMPLEMENTED,
+    INTERNAL,
+    UNAVAILABLE,
+    UNAUTHENTICATED,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::ALL;
+
+    #[test]
+    fn names_are_unique_snake_case() {
+        for (i, e) in ALL.iter().enumerate() {
+            assert!(e.name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+            assert!(ALL[..i].iter().all(|o| o.name != e.name), "{}", e.name);
+        }
+    }
+}

@@ -18,6 +18,8 @@ pub mod config;
 pub mod demo;
 pub mod emulator_api;
 mod error;
+#[cfg(any(test, fuzzing))]
+pub mod fuzzing;
 mod jwt;
 pub mod keys;
 mod listener;
@@ -136,7 +138,6 @@ pub enum ShutdownError {
 /// A running server.
 pub struct Server {
     addr: SocketAddr,
-    admin_token: Option<String>,
     admin_token_generated: bool,
     state: Arc<AppState>,
     stop: Option<oneshot::Sender<()>>,
@@ -200,83 +201,19 @@ impl Server {
     /// `config.import`, binds `config.listen` and starts serving in the background of
     /// the current tokio runtime.
     pub async fn start(config: ServeConfig) -> Result<Server, StartError> {
-        check_config(&config)?;
-        create_data_dir(&config.data_dir).map_err(|source| StartError::DataDir {
-            path: config.data_dir.clone(),
-            source,
-        })?;
-        let keys = keys::SigningKeys::load_or_create(&config.data_dir)?;
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir).await?);
-        for env in &config.envs {
-            store.ensure_env(env, unix_now()).await?;
-        }
-        if let Some(path) = &config.import {
-            let n = transfer::import_file(store.as_ref(), path, unix_now())
-                .await
-                .map_err(|reason| StartError::Import {
-                    path: path.clone(),
-                    reason,
-                })?;
-            tracing::info!(users = n, path = %path.display(), "imported users");
-        }
-
-        let (emulator, wechat, admin_token, generated): (
-            Option<Arc<WeChatEmulator>>,
-            Arc<dyn Code2Session>,
-            Option<String>,
-            bool,
-        ) = match config.wechat.mode {
-            WeChatMode::Real => {
-                let real = RealWeChat::new(
-                    &config.wechat.base_url,
-                    config.wechat.apps.clone(),
-                    config.wechat.request_timeout,
-                )
-                .map_err(|e| StartError::WeChatClient(e.to_string()))?;
-                (None, Arc::new(real), None, false)
-            }
-            _ => {
-                let emulator = Arc::new(WeChatEmulator::new(
-                    config.wechat.apps.clone(),
-                    config.wechat.emulator_quota_per_minute,
-                    config.wechat.emulator_code_ttl,
-                ));
-                let (token, generated) = match &config.admin_token {
-                    Some(t) => (t.clone(), false),
-                    None => (
-                        secrets::OpaqueToken::generate()
-                            .map_err(|_| StartError::Random)?
-                            .as_str()
-                            .to_owned(),
-                        true,
-                    ),
-                };
-                (Some(emulator.clone()), emulator, Some(token), generated)
-            }
-        };
-
-        let listener = tokio::net::TcpListener::bind(config.listen)
+        let opened = open(config).await?;
+        let state = opened.state;
+        let listen = state.config.listen;
+        let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|source| StartError::Bind {
-                addr: config.listen,
+                addr: listen,
                 source,
             })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind {
-            addr: config.listen,
+            addr: listen,
             source,
         })?;
-
-        let state = Arc::new(AppState {
-            envs: Envs::new(&config.envs),
-            ip_limit: ratelimit::RateLimiter::new(config.rate_limits.per_ip_per_minute),
-            device_limit: ratelimit::RateLimiter::new(config.rate_limits.per_device_per_minute),
-            config,
-            store,
-            keys,
-            wechat,
-            emulator,
-            admin_token: admin_token.clone(),
-        });
         let app = routes::router(state.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         // A connection that has not sent a whole request head within the request timeout
@@ -292,8 +229,7 @@ impl Server {
         );
         Ok(Server {
             addr,
-            admin_token,
-            admin_token_generated: generated,
+            admin_token_generated: opened.admin_token_generated,
             state,
             stop: Some(stop),
             serving,
@@ -308,7 +244,7 @@ impl Server {
 
     /// The admin bearer token (emulated mode only).
     pub fn admin_token(&self) -> Option<&str> {
-        self.admin_token.as_deref()
+        self.state.admin_token.as_deref()
     }
 
     /// Whether the admin token was generated at start (and so must be shown once).
@@ -350,6 +286,87 @@ impl Server {
         tracing::info!("server stopped");
         served.and(exported)
     }
+}
+
+/// A server's state, ready to serve.
+struct Opened {
+    state: Arc<AppState>,
+    admin_token_generated: bool,
+}
+
+/// Everything [`Server::start`] does before binding: checks the config, creates the data
+/// dir, loads the key, opens and migrates the store, imports, sets WeChat up.
+async fn open(config: ServeConfig) -> Result<Opened, StartError> {
+    check_config(&config)?;
+    create_data_dir(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let keys = keys::SigningKeys::load_or_create(&config.data_dir)?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir).await?);
+    for env in &config.envs {
+        store.ensure_env(env, unix_now()).await?;
+    }
+    if let Some(path) = &config.import {
+        let n = transfer::import_file(store.as_ref(), path, unix_now())
+            .await
+            .map_err(|reason| StartError::Import {
+                path: path.clone(),
+                reason,
+            })?;
+        tracing::info!(users = n, path = %path.display(), "imported users");
+    }
+
+    let (emulator, wechat, admin_token, generated): (
+        Option<Arc<WeChatEmulator>>,
+        Arc<dyn Code2Session>,
+        Option<String>,
+        bool,
+    ) = match config.wechat.mode {
+        WeChatMode::Real => {
+            let real = RealWeChat::new(
+                &config.wechat.base_url,
+                config.wechat.apps.clone(),
+                config.wechat.request_timeout,
+            )
+            .map_err(|e| StartError::WeChatClient(e.to_string()))?;
+            (None, Arc::new(real), None, false)
+        }
+        _ => {
+            let emulator = Arc::new(WeChatEmulator::new(
+                config.wechat.apps.clone(),
+                config.wechat.emulator_quota_per_minute,
+                config.wechat.emulator_code_ttl,
+            ));
+            let (token, generated) = match &config.admin_token {
+                Some(t) => (t.clone(), false),
+                None => (
+                    secrets::OpaqueToken::generate()
+                        .map_err(|_| StartError::Random)?
+                        .as_str()
+                        .to_owned(),
+                    true,
+                ),
+            };
+            (Some(emulator.clone()), emulator, Some(token), generated)
+        }
+    };
+
+    let state = Arc::new(AppState {
+        envs: Envs::new(&config.envs),
+        ip_limit: ratelimit::RateLimiter::new(config.rate_limits.per_ip_per_minute),
+        device_limit: ratelimit::RateLimiter::new(config.rate_limits.per_device_per_minute),
+        config,
+        store,
+        keys,
+        wechat,
+        emulator,
+        admin_token,
+    });
+    Ok(Opened {
+        state,
+        admin_token_generated: generated,
+    })
 }
 
 async fn purge_loop(store: Arc<dyn Store>) {

@@ -12,6 +12,8 @@ use cloudbase_auth_core::wire::is_token_safe;
 
 pub(crate) use emulator::{Fault, MintError, WeChatEmulator};
 pub(crate) use real::RealWeChat;
+#[cfg(any(test, fuzzing))]
+pub(crate) use real::{REPLY_MAX, parse_reply};
 
 /// Path of WeChat's code2Session API (below the WeChat base URL).
 pub(crate) const JSCODE2SESSION_PATH: &str = "/sns/jscode2session";
