@@ -22,7 +22,7 @@
 //!
 //! | export (return value) | record |
 //! |---|---|
-//! | [`cba_poll`] `0` timeout | `num` deadline (host ms; `-1`: none) |
+//! | [`cba_poll`] `0` timeout | `num` deadline (host ms, at most 2^53; `-1`: none) |
 //! | [`cba_poll`] `1` transmit | `num` generation, `num` seq, `str` method, `str` path+query, `str` headers (`name: value` lines, each ending in `\n`), `num` has_body (0/1), `str` body |
 //! | [`cba_poll`] `2` persist snapshot | `str` snapshot bytes |
 //! | [`cba_poll`] `3` clear storage | — |
@@ -347,9 +347,12 @@ struct Host<'a> {
     xbuf: &'a mut [u8; EXCHANGE_LEN],
 }
 
+/// Latest host time, 2^53 ms (the last integer an `f64` holds exactly; the year 285,616).
+const TIME_MAX: u64 = 1 << 53;
+
 /// Host time: Unix ms as an `f64`, finite, `0..=2^53`.
 fn time(now: f64) -> Result<u64, Fail> {
-    if (0.0..=9_007_199_254_740_992.0).contains(&now) {
+    if (0.0..=TIME_MAX as f64).contains(&now) {
         Ok(now as u64)
     } else {
         Err(Fail::Arg(err::ARG_TIME))
@@ -507,7 +510,9 @@ impl Host<'_> {
 fn write_output(w: &mut Rec<'_>, out: Output<'_>) -> Option<u32> {
     Some(match out {
         Output::Timeout(deadline) => {
-            w.num(deadline.map_or(-1.0, |d| d as f64))?;
+            // The engine's deadlines can pass 2^53 (a huge `expires_in`, a clock at the
+            // limit); capped, the deadline is always a time `cba_handle_timeout` takes.
+            w.num(deadline.map_or(-1.0, |d| d.min(TIME_MAX) as f64))?;
             0
         }
         Output::Transmit(t) => {
@@ -640,10 +645,10 @@ pub mod exports {
         arena::with(|h| h.xbuf.as_mut_ptr())
     }
 
-    /// Length of the exchange buffer ([`crate::EXCHANGE_LEN`]).
+    /// Length of the exchange buffer ([`super::EXCHANGE_LEN`]).
     #[unsafe(no_mangle)]
     pub extern "C" fn cba_buf_len() -> u32 {
-        crate::EXCHANGE_LEN as u32
+        super::EXCHANGE_LEN as u32
     }
 
     /// Drops the engine and starts over with a new, uninitialised one. Host builds only
@@ -836,6 +841,11 @@ pub mod exports {
 
 #[cfg(test)]
 mod tests;
+
+// The body of the `wasm_abi` fuzz target; the fuzz crate includes this file with
+// `#[path]` (this crate is cdylib-only), so no `crate::` paths here.
+#[cfg(all(not(target_arch = "wasm32"), any(test, fuzzing)))]
+pub mod fuzzing;
 
 #[cfg(target_arch = "wasm32")]
 #[panic_handler]

@@ -596,6 +596,26 @@ fn oversized_and_stale_replies() {
     drain();
 }
 
+/// Found by the `wasm_abi` fuzz target: with the clock near 2^53 ms, the refresh
+/// deadline of a new session lies past it and was reported as is, and
+/// `cba_handle_timeout` refused that very deadline with `ARG_TIME`. Deadlines are
+/// capped at 2^53 now.
+#[test]
+fn deadlines_are_times_the_exports_take() {
+    let _g = fresh();
+    let now = TIME_MAX as f64 - 1_000.0;
+    init(now);
+    cba_sign_in_anonymously(now);
+    let outs = drain();
+    let outs = respond(now, transmits(&outs)[0], 200, &creds("u1", "anonymous"));
+    let Some(Out::Timeout(deadline)) = outs.last() else {
+        panic!("{outs:?}")
+    };
+    assert_eq!(*deadline, TIME_MAX as f64);
+    assert_eq!(cba_handle_timeout(*deadline), 0.0);
+    drain();
+}
+
 /// Arbitrary calls with arbitrary arguments never panic (a small deterministic fuzz).
 #[test]
 fn random_calls_never_panic() {
@@ -664,5 +684,137 @@ fn random_calls_never_panic() {
                 }
             }
         }
+    }
+}
+
+// ----- the `wasm_abi` fuzz target's body (`fuzzing.rs`) ----------------------------------
+
+fn fuzz_dir(kind: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz")
+        .join(kind)
+        .join("wasm_abi")
+}
+
+/// The files of `fuzz/<kind>/wasm_abi/` (not hidden ones), sorted.
+fn fuzz_inputs(kind: &str) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(fuzz_dir(kind)) else {
+        return Vec::new();
+    };
+    let mut files: Vec<_> = entries
+        .map(|e| e.expect("readable directory").path())
+        .filter(|p| p.is_file())
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// A fixed xorshift64 stream.
+fn xorshift(mut s: u64) -> impl FnMut() -> u64 {
+    move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    }
+}
+
+/// Every committed seed and crash input passes the target's body (crash inputs: each a
+/// bug that must stay fixed).
+#[test]
+fn fuzz_corpus_and_regressions_pass() {
+    let _g = fresh();
+    let mut failed = Vec::new();
+    let mut n = 0;
+    for kind in ["corpus", "regressions"] {
+        for file in fuzz_inputs(kind) {
+            let data = std::fs::read(&file).expect("readable input");
+            if std::panic::catch_unwind(|| fuzzing::wasm_abi(&data)).is_err() {
+                failed.push(file.display().to_string());
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 5, "the seed corpus is missing ({n} inputs)");
+    assert!(
+        failed.is_empty(),
+        "inputs that fail:\n{}",
+        failed.join("\n")
+    );
+}
+
+/// The committed seeds are what `fuzzing::seeds` writes, and decode back to the same
+/// bytes (the encoder writes the format the target reads).
+#[test]
+fn fuzz_seeds_match_the_committed_corpus() {
+    let seeds = fuzzing::seeds();
+    assert!((5..=10).contains(&seeds.len()));
+    for (name, bytes) in seeds {
+        assert_eq!(
+            fuzzing::encode(&fuzzing::decode(&bytes)),
+            bytes,
+            "{name} does not decode back"
+        );
+        let file = fuzz_dir("corpus").join(name);
+        let committed = std::fs::read(&file).unwrap_or_default();
+        assert!(
+            committed == bytes,
+            "{} differs from fuzzing::seeds(); regenerate: cargo test -p cloudbase-auth-wasm \
+             -- --ignored write_wasm_abi_seeds",
+            file.display()
+        );
+    }
+}
+
+/// The encoder is the decoder's inverse on whatever the decoder reads.
+#[test]
+fn fuzz_encoding_round_trips() {
+    let mut next = xorshift(0x2545_F491_4F6C_DD1D);
+    for _ in 0..2_000 {
+        let data: Vec<u8> = (0..next() % 300).map(|_| next() as u8).collect();
+        let steps = fuzzing::decode(&data);
+        assert_eq!(fuzzing::decode(&fuzzing::encode(&steps)), steps);
+    }
+}
+
+/// 2,000 pseudo-random inputs through the target's body: random bytes, and random
+/// bytes spliced into the seeds (so inputs get past `init` and sign-in).
+#[test]
+fn fuzz_sweep() {
+    let _g = fresh();
+    let seeds = fuzzing::seeds();
+    let mut next = xorshift(0x9E37_79B9_7F4A_7C15);
+    for i in 0..2_000 {
+        let mut data = if i % 2 == 0 {
+            Vec::new()
+        } else {
+            seeds[(next() % seeds.len() as u64) as usize].1.clone()
+        };
+        for _ in 0..1 + next() % 8 {
+            let at = (next() as usize) % (data.len() + 1);
+            let junk: Vec<u8> = (0..next() % 64).map(|_| next() as u8).collect();
+            if next().is_multiple_of(2) && at < data.len() {
+                let end = (at + junk.len()).min(data.len());
+                data.splice(at..end, junk);
+            } else {
+                data.splice(at..at, junk);
+            }
+        }
+        fuzzing::wasm_abi(&data);
+    }
+}
+
+/// Rewrites `fuzz/corpus/wasm_abi/` from `fuzzing::seeds()`.
+#[test]
+#[ignore = "writes the seed corpus: cargo test -p cloudbase-auth-wasm -- --ignored write_wasm_abi_seeds"]
+fn write_wasm_abi_seeds() {
+    let dir = fuzz_dir("corpus");
+    std::fs::create_dir_all(&dir).expect("corpus directory");
+    for (name, bytes) in fuzzing::seeds() {
+        std::fs::write(dir.join(name), bytes).expect("seed written");
     }
 }
