@@ -5,7 +5,7 @@
 #   ./scripts/fuzz.sh 10           every target, 10 s each (the test command's budget)
 #   ./scripts/fuzz.sh 3600 engine_ops   one target for an hour
 #
-# Installs cargo-fuzz for the nightly toolchain if it is missing, builds the targets
+# Installs cargo-fuzz (scripts/setup.sh) if it is missing, builds the targets
 # (ASan, debug assertions and overflow checks: cargo-fuzz's defaults), runs each for
 # the given time, prints runs, exec/s and CPU seconds per target (from libFuzzer's
 # final stats), and exits non-zero if any target crashed, leaked or timed out.
@@ -52,11 +52,9 @@ max_len() {
 
 # --- toolchain ----------------------------------------------------------------------------
 
-rustup run nightly rustc --version >/dev/null 2>&1 ||
-  die "the nightly toolchain is missing (cargo-fuzz needs it: rustup toolchain install nightly)"
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
-  say "installing cargo-fuzz (cargo +nightly install cargo-fuzz --locked)"
-  cargo +nightly install cargo-fuzz --locked
+  say "cargo-fuzz or the nightly toolchain is missing: installing them (scripts/setup.sh)"
+  ./scripts/setup.sh
 fi
 say "$(cargo +nightly fuzz --version), $(rustup run nightly rustc --version)"
 

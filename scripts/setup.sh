@@ -2,8 +2,9 @@
 # Install what ./scripts/test.sh needs on a fresh Debian machine of this project's kind.
 # Run as root. Idempotent; fast (no network) when everything is already present.
 #
-# One function per component; main() at the bottom lists them in order. To add a step
-# (cargo-fuzz, npm ci, chromium, ...), write an ensure_* function and call it from main().
+# One function per component; main() at the bottom lists them in order. To add a step,
+# write an ensure_* function and call it from main(). (The npm packages and chromium are
+# installed by the test scripts that use them.)
 #
 # Routes for the no_std targets (see scripts/build-nostd.sh):
 #   rustup  stable + prebuilt std for thumbv7em-none-eabihf and wasm32-unknown-unknown
@@ -100,10 +101,26 @@ ensure_nostd_targets() {
   say "no_std targets: route debian (installed ${DEBIAN_PKGS[*]})"
 }
 
+# cargo-fuzz (scripts/fuzz.sh): the nightly toolchain, then the tool from crates.io.
+ensure_cargo_fuzz() {
+  if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+    say "cargo-fuzz: installing the nightly toolchain (rustup toolchain install nightly)"
+    rustup toolchain install nightly --profile minimal ||
+      die "could not install the nightly toolchain (cargo-fuzz needs it)"
+  fi
+  if cargo +nightly fuzz --version >/dev/null 2>&1; then
+    say "cargo-fuzz: $(cargo +nightly fuzz --version) already installed"
+    return 0
+  fi
+  say "cargo-fuzz: installing (cargo +nightly install cargo-fuzz --locked, about 40 s)"
+  cargo +nightly install cargo-fuzz --locked || die "could not install cargo-fuzz"
+}
+
 main() {
   ensure_rustup
   ensure_rust_components
   ensure_nostd_targets
+  ensure_cargo_fuzz
   say "done"
 }
 
