@@ -183,7 +183,12 @@ const HEADERS: [&str; 12] = [
 ];
 
 /// Every path the server routes, by selector (past the end: a raw path).
-pub fn known_paths() -> Vec<String> {
+pub fn known_paths() -> &'static [String] {
+    static PATHS: OnceLock<Vec<String>> = OnceLock::new();
+    PATHS.get_or_init(route_paths)
+}
+
+fn route_paths() -> Vec<String> {
     let mut paths: Vec<String> = Endpoint::ALL
         .iter()
         .map(|e| format!("{DEFAULT_API_PATH}{}", e.path()))
@@ -503,13 +508,12 @@ impl Run {
         'outer: while !rest.is_empty() {
             for (name, slot) in PLACEHOLDERS {
                 if let Some(after) = rest.strip_prefix(name.as_bytes()) {
-                    match self.slots.iter().rev().find(|(s, _)| *s == slot) {
-                        _ if slot == Slot::Admin => {
-                            out.extend_from_slice(FUZZ_ADMIN_TOKEN.as_bytes());
-                        }
-                        Some((_, value)) => out.extend_from_slice(value),
-                        None => out.extend_from_slice(name.as_bytes()),
-                    }
+                    let latest = self.slots.iter().rev().find(|(s, _)| *s == slot);
+                    out.extend_from_slice(match (slot, latest) {
+                        (Slot::Admin, _) => FUZZ_ADMIN_TOKEN.as_bytes(),
+                        (_, Some((_, value))) => value,
+                        (_, None) => name.as_bytes(),
+                    });
                     rest = after;
                     continue 'outer;
                 }
@@ -526,7 +530,7 @@ impl Run {
             Pick::Raw(raw) => Method::from_bytes(raw).ok()?,
         };
         let path = match &r.path {
-            Pick::Known(i) => known_paths().swap_remove(usize::from(*i)).into_bytes(),
+            Pick::Known(i) => known_paths()[usize::from(*i)].clone().into_bytes(),
             Pick::Raw(raw) => raw.clone(),
         };
         let mut uri = path;
@@ -733,7 +737,7 @@ fn req(
     }
     FuzzRequest {
         method: pick(&METHODS, method.as_str()),
-        path: pick(&known_paths(), path),
+        path: pick(known_paths(), path),
         query: query.as_bytes().to_vec(),
         headers: headers
             .iter()
