@@ -14,9 +14,12 @@
 //! * [`snapshot_file`]: an independent reader/writer of the documented snapshot
 //!   layout (test oracle and seed writer).
 //! * [`seeds`]: the seed corpora, made from real messages.
+//! * [`corpus`]: the committed fuzz inputs: replaying, checking and writing them (also
+//!   used by the server's and the wasm crate's fuzz bodies).
 //!
 //! Not published; for this workspace's tests only.
 
+pub mod corpus;
 pub mod fuzz;
 pub mod model;
 pub mod seeds;

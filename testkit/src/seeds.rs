@@ -20,8 +20,7 @@ use crate::fuzz::RESTORE_AT;
 use crate::model::Op;
 use crate::snapshot_file::{self, ProfileFields, SessionFields, SnapshotFile};
 
-/// A named seed input.
-pub type Seed = (&'static str, Vec<u8>);
+pub use crate::corpus::Seed;
 
 fn stored(h: &Harness) -> Vec<u8> {
     h.stored

@@ -2,8 +2,7 @@
 //! calls: crash inputs under `fuzz/regressions/<target>/` (each one a bug that must stay
 //! fixed) and the seed corpora under `fuzz/corpus/<target>/`.
 
-use std::path::{Path, PathBuf};
-
+use cloudbase_auth_testkit::corpus::{self, fuzz_dir};
 use cloudbase_auth_testkit::{fuzz_engine_ops, fuzz_response_parse, fuzz_snapshot_decode};
 
 /// A target's name and the function its fuzz target calls.
@@ -15,49 +14,12 @@ const TARGETS: [Target; 3] = [
     ("engine_ops", fuzz_engine_ops),
 ];
 
-fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
-}
-
-/// The files of `dir` (not hidden ones such as `.gitkeep`), sorted.
-fn inputs(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = entries
-        .map(|e| e.expect("readable directory").path())
-        .filter(|p| p.is_file())
-        .filter(|p| {
-            !p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-        })
-        .collect();
-    files.sort();
-    files
-}
-
-/// Runs every input of `fuzz/<kind>/<target>/`; panics after the last one, listing
-/// every input that failed (each failure's own panic message is printed above).
+/// Runs every input of `fuzz/<kind>/<target>/` of the core's targets.
 fn replay(kind: &str) -> usize {
-    let mut n = 0;
-    let mut failed = Vec::new();
-    for (target, run) in TARGETS {
-        let dir = fuzz_dir().join(kind).join(target);
-        for file in inputs(&dir) {
-            let data = std::fs::read(&file).expect("readable input");
-            if std::panic::catch_unwind(|| run(&data)).is_err() {
-                failed.push(format!("{target}: {}", file.display()));
-            }
-            n += 1;
-        }
-    }
-    assert!(
-        failed.is_empty(),
-        "{} of {n} inputs fail:\n{}",
-        failed.len(),
-        failed.join("\n")
-    );
-    n
+    TARGETS
+        .iter()
+        .map(|(target, run)| corpus::replay(kind, target, run))
+        .sum()
 }
 
 #[test]
@@ -95,7 +57,7 @@ fn every_target_has_a_seed_corpus() {
     assert!(targets.len() >= TARGETS.len(), "{targets:?}");
     for t in &targets {
         assert!(
-            !inputs(&fuzz_dir().join("corpus").join(t)).is_empty(),
+            !corpus::inputs("corpus", t).is_empty(),
             "fuzz target {t} has no seeds in fuzz/corpus/{t}/"
         );
     }

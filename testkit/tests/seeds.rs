@@ -2,11 +2,10 @@
 //! layout decodes back to the intended operations, and (ignored) the writer that
 //! regenerates `fuzz/corpus/<target>/`.
 
-use std::path::Path;
-
+use cloudbase_auth_testkit::corpus;
 use cloudbase_auth_testkit::fuzz::decode_ops;
 use cloudbase_auth_testkit::seeds::{
-    encode_ops, engine_ops_seeds, op_sequences, response_seeds, snapshot_seeds,
+    Seed, encode_ops, engine_ops_seeds, op_sequences, response_seeds, snapshot_seeds,
 };
 use cloudbase_auth_testkit::{Op, fuzz_engine_ops, fuzz_response_parse, fuzz_snapshot_decode};
 
@@ -77,21 +76,30 @@ fn snapshot_seeds_cover_every_state() {
     }
 }
 
-/// Regenerates the committed seed corpora:
-/// `cargo test -p cloudbase-auth-testkit --test seeds -- --ignored write_seed_corpora`.
+/// The core targets' seeds and the seed code agree.
 #[test]
-#[ignore = "writes fuzz/corpus/; run by hand to regenerate the seeds"]
-fn write_seed_corpora() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
-    for (target, seeds) in [
+fn seed_corpora_are_committed() {
+    for (target, seeds) in core_seeds() {
+        corpus::assert_seeds_committed(target, &seeds, REGENERATE);
+    }
+}
+
+const REGENERATE: &str =
+    "cargo test -p cloudbase-auth-testkit --test seeds -- --ignored write_seed_corpora";
+
+fn core_seeds() -> [(&'static str, Vec<Seed>); 3] {
+    [
         ("snapshot_decode", snapshot_seeds()),
         ("response_parse", response_seeds()),
         ("engine_ops", engine_ops_seeds()),
-    ] {
-        let dir = root.join(target);
-        std::fs::create_dir_all(&dir).expect("create corpus dir");
-        for (name, bytes) in seeds {
-            std::fs::write(dir.join(name), bytes).expect("write seed");
-        }
+    ]
+}
+
+/// Regenerates the committed seed corpora (`REGENERATE`).
+#[test]
+#[ignore = "writes fuzz/corpus/; run by hand to regenerate the seeds"]
+fn write_seed_corpora() {
+    for (target, seeds) in core_seeds() {
+        corpus::write_seeds(target, &seeds);
     }
 }

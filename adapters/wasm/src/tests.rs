@@ -2,6 +2,7 @@
 //! driven through the exchange buffer and its record layout.
 
 use super::*;
+use cloudbase_auth_testkit::corpus;
 use std::string::String;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::vec::Vec;
@@ -689,62 +690,16 @@ fn random_calls_never_panic() {
 
 // ----- the `wasm_abi` fuzz target's body (`fuzzing.rs`) ----------------------------------
 
-fn fuzz_dir(kind: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz")
-        .join(kind)
-        .join("wasm_abi")
-}
-
-/// The files of `fuzz/<kind>/wasm_abi/` (not hidden ones), sorted.
-fn fuzz_inputs(kind: &str) -> Vec<std::path::PathBuf> {
-    let Ok(entries) = std::fs::read_dir(fuzz_dir(kind)) else {
-        return Vec::new();
-    };
-    let mut files: Vec<_> = entries
-        .map(|e| e.expect("readable directory").path())
-        .filter(|p| p.is_file())
-        .filter(|p| {
-            !p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-        })
-        .collect();
-    files.sort();
-    files
-}
-
-/// A fixed xorshift64 stream.
-fn xorshift(mut s: u64) -> impl FnMut() -> u64 {
-    move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        s
-    }
-}
+const REGENERATE: &str = "cargo test -p cloudbase-auth-wasm -- --ignored write_wasm_abi_seeds";
 
 /// Every committed seed and crash input passes the target's body (crash inputs: each a
 /// bug that must stay fixed).
 #[test]
 fn fuzz_corpus_and_regressions_pass() {
     let _g = fresh();
-    let mut failed = Vec::new();
-    let mut n = 0;
-    for kind in ["corpus", "regressions"] {
-        for file in fuzz_inputs(kind) {
-            let data = std::fs::read(&file).expect("readable input");
-            if std::panic::catch_unwind(|| fuzzing::wasm_abi(&data)).is_err() {
-                failed.push(file.display().to_string());
-            }
-            n += 1;
-        }
-    }
+    let n = corpus::replay("corpus", "wasm_abi", fuzzing::wasm_abi);
     assert!(n >= 5, "the seed corpus is missing ({n} inputs)");
-    assert!(
-        failed.is_empty(),
-        "inputs that fail:\n{}",
-        failed.join("\n")
-    );
+    corpus::replay("regressions", "wasm_abi", fuzzing::wasm_abi);
 }
 
 /// The committed seeds are what `fuzzing::seeds` writes, and decode back to the same
@@ -759,21 +714,14 @@ fn fuzz_seeds_match_the_committed_corpus() {
             bytes,
             "{name} does not decode back"
         );
-        let file = fuzz_dir("corpus").join(name);
-        let committed = std::fs::read(&file).unwrap_or_default();
-        assert!(
-            committed == bytes,
-            "{} differs from fuzzing::seeds(); regenerate: cargo test -p cloudbase-auth-wasm \
-             -- --ignored write_wasm_abi_seeds",
-            file.display()
-        );
     }
+    corpus::assert_seeds_committed("wasm_abi", &fuzzing::seeds(), REGENERATE);
 }
 
 /// The encoder is the decoder's inverse on whatever the decoder reads.
 #[test]
 fn fuzz_encoding_round_trips() {
-    let mut next = xorshift(0x2545_F491_4F6C_DD1D);
+    let mut next = corpus::xorshift(0x2545_F491_4F6C_DD1D);
     for _ in 0..2_000 {
         let data: Vec<u8> = (0..next() % 300).map(|_| next() as u8).collect();
         let steps = fuzzing::decode(&data);
@@ -787,7 +735,7 @@ fn fuzz_encoding_round_trips() {
 fn fuzz_sweep() {
     let _g = fresh();
     let seeds = fuzzing::seeds();
-    let mut next = xorshift(0x9E37_79B9_7F4A_7C15);
+    let mut next = corpus::xorshift(0x9E37_79B9_7F4A_7C15);
     for i in 0..2_000 {
         let mut data = if i % 2 == 0 {
             Vec::new()
@@ -810,11 +758,7 @@ fn fuzz_sweep() {
 
 /// Rewrites `fuzz/corpus/wasm_abi/` from `fuzzing::seeds()`.
 #[test]
-#[ignore = "writes the seed corpus: cargo test -p cloudbase-auth-wasm -- --ignored write_wasm_abi_seeds"]
+#[ignore = "writes the seed corpus (REGENERATE)"]
 fn write_wasm_abi_seeds() {
-    let dir = fuzz_dir("corpus");
-    std::fs::create_dir_all(&dir).expect("corpus directory");
-    for (name, bytes) in fuzzing::seeds() {
-        std::fs::write(dir.join(name), bytes).expect("seed written");
-    }
+    corpus::write_seeds("wasm_abi", &fuzzing::seeds());
 }

@@ -1122,57 +1122,30 @@ pub fn code2session_reply_seeds() -> Vec<Seed> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
+    use cloudbase_auth_testkit::corpus;
 
-    fn fuzz_dir() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
-    }
-
-    /// The committed inputs of `target`: its seeds and its regressions.
-    fn committed(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-        let mut files = Vec::new();
-        for dir in ["corpus", "regressions"] {
-            let Ok(entries) = std::fs::read_dir(fuzz_dir().join(dir).join(target)) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                files.push((entry.path(), std::fs::read(entry.path()).expect("readable")));
-            }
-        }
-        files
-    }
-
-    fn seed_files_match(target: &str, seeds: &[Seed]) {
-        for (name, bytes) in seeds {
-            let path = fuzz_dir().join("corpus").join(target).join(name);
-            let committed = std::fs::read(&path).unwrap_or_default();
-            assert!(
-                committed == *bytes,
-                "{} is stale: run `cargo test -p cloudbase-auth-http --lib write_seed_corpora -- --ignored`",
-                path.display()
-            );
-        }
-    }
+    const REGENERATE: &str =
+        "cargo test -p cloudbase-auth-http --lib -- --ignored write_seed_corpora";
 
     #[test]
     fn code2session_inputs_pass() {
         for (_, bytes) in code2session_reply_seeds() {
             code2session_reply(&bytes);
         }
-        for (path, bytes) in committed("code2session_reply") {
-            eprintln!("{}", path.display());
-            code2session_reply(&bytes);
-        }
-        seed_files_match("code2session_reply", &code2session_reply_seeds());
+        corpus::replay("corpus", "code2session_reply", code2session_reply);
+        corpus::replay("regressions", "code2session_reply", code2session_reply);
+        corpus::assert_seeds_committed(
+            "code2session_reply",
+            &code2session_reply_seeds(),
+            REGENERATE,
+        );
     }
 
     #[test]
     fn server_request_inputs_pass() {
-        for (path, bytes) in committed("server_request") {
-            eprintln!("{}", path.display());
-            server_request(&bytes);
-        }
-        seed_files_match("server_request", &server_request_seeds());
+        corpus::replay("corpus", "server_request", server_request);
+        corpus::replay("regressions", "server_request", server_request);
+        corpus::assert_seeds_committed("server_request", &server_request_seeds(), REGENERATE);
     }
 
     #[test]
@@ -1209,13 +1182,7 @@ mod tests {
     /// Pseudo-random inputs (a fixed xorshift sequence) mixed into the seeds.
     #[test]
     fn mutated_seeds_pass() {
-        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = corpus::xorshift(0x9e37_79b9_7f4a_7c15);
         let seeds: Vec<Vec<u8>> = server_request_seeds().into_iter().map(|(_, b)| b).collect();
         let replies: Vec<Vec<u8>> = code2session_reply_seeds()
             .into_iter()
@@ -1235,19 +1202,11 @@ mod tests {
         }
     }
 
-    /// Regenerates `fuzz/corpus/{server_request,code2session_reply}/`.
+    /// Regenerates `fuzz/corpus/{server_request,code2session_reply}/` (`REGENERATE`).
     #[test]
     #[ignore = "writes the seed corpora"]
     fn write_seed_corpora() {
-        for (target, seeds) in [
-            ("server_request", server_request_seeds()),
-            ("code2session_reply", code2session_reply_seeds()),
-        ] {
-            let dir = fuzz_dir().join("corpus").join(target);
-            std::fs::create_dir_all(&dir).expect("corpus dir");
-            for (name, bytes) in seeds {
-                std::fs::write(dir.join(name), bytes).expect("seed written");
-            }
-        }
+        corpus::write_seeds("server_request", &server_request_seeds());
+        corpus::write_seeds("code2session_reply", &code2session_reply_seeds());
     }
 }
