@@ -13,7 +13,7 @@
 use super::config::{RateLimits, ServeConfig, WeChatApps};
 use super::demo::{DEMO_DIR, DEMO_PATH};
 use super::emulator_api::{DATA_PATH, EXPORT_PATH, LOGIN_CODE_PATH, USERS_PATH};
-use super::routes::{HEALTH_PATH, JWKS_PATH, router};
+use super::routes::{CLIENT_HEADERS, HEALTH_PATH, JWKS_PATH, router};
 use super::state::AppState;
 use super::wechat::{JSCODE2SESSION_PATH, REPLY_MAX, WxError, WxUser, is_valid_wx_id, parse_reply};
 use super::{demo, open};
@@ -23,9 +23,8 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderName, HeaderValue, Method, Request, Response, header};
 use cloudbase_auth_core::ServerErrorKind;
 use cloudbase_auth_core::wire::{
-    self, Credentials, DEFAULT_API_PATH, Endpoint, ErrorBody, HEADER_ACCEPT_LANGUAGE,
-    HEADER_AUTHORIZATION, HEADER_CONTENT_TYPE, HEADER_DEVICE_ID, HEADER_REQUEST_ID,
-    HEADER_SDK_VERSION, ProviderTokenReply, User, codes,
+    self, Credentials, DEFAULT_API_PATH, Endpoint, ErrorBody, HEADER_AUTHORIZATION,
+    HEADER_CONTENT_TYPE, HEADER_DEVICE_ID, ProviderTokenReply, User, codes,
 };
 use http_body_util::BodyExt as _;
 use std::net::SocketAddr;
@@ -166,21 +165,22 @@ const METHODS: [Method; 7] = [
     Method::PATCH,
 ];
 
-/// Header names by selector (past the end: a raw name).
-const HEADERS: [&str; 12] = [
-    HEADER_AUTHORIZATION,
-    HEADER_CONTENT_TYPE,
-    HEADER_DEVICE_ID,
-    HEADER_REQUEST_ID,
-    HEADER_SDK_VERSION,
-    HEADER_ACCEPT_LANGUAGE,
-    "origin",
-    "access-control-request-method",
-    "access-control-request-headers",
-    "content-encoding",
-    "host",
-    "x-forwarded-for",
-];
+/// Header names by selector (past the end: a raw name): those a CloudBase client sends,
+/// then ones browsers and proxies add.
+pub fn known_headers() -> &'static [&'static str] {
+    static HEADERS: OnceLock<Vec<&str>> = OnceLock::new();
+    HEADERS.get_or_init(|| {
+        let others = [
+            "origin",
+            "access-control-request-method",
+            "access-control-request-headers",
+            "content-encoding",
+            "host",
+            "x-forwarded-for",
+        ];
+        CLIENT_HEADERS.iter().chain(&others).copied().collect()
+    })
+}
 
 /// Every path the server routes, by selector (past the end: a raw path).
 pub fn known_paths() -> &'static [String] {
@@ -294,7 +294,7 @@ impl Cursor<'_> {
 /// method  := sel:u8  (sel % 8 < 7: METHODS; else raw:short)
 /// path    := sel:u8  (sel < known_paths().len(): known; else raw:short)
 /// headers := count:u8 (% 9) { name value:short }
-/// name    := sel:u8  (sel < 12: HEADERS; else raw:short)
+/// name    := sel:u8  (sel < 12: known_headers(); else raw:short)
 /// short   := len:u8 bytes        long := len:u16le bytes
 /// ```
 ///
@@ -321,7 +321,7 @@ pub fn decode_requests(data: &[u8]) -> Vec<FuzzRequest> {
         let headers = (0..count)
             .map(|_| {
                 let n = c.u8();
-                let name = if usize::from(n) < HEADERS.len() {
+                let name = if usize::from(n) < known_headers().len() {
                     Pick::Known(n)
                 } else {
                     Pick::Raw(c.short())
@@ -547,7 +547,7 @@ impl Run {
         let mut request = Request::builder().method(method).uri(uri);
         for (name, value) in &r.headers {
             let name = match name {
-                Pick::Known(i) => HeaderName::from_static(HEADERS[usize::from(*i)]),
+                Pick::Known(i) => HeaderName::from_static(known_headers()[usize::from(*i)]),
                 Pick::Raw(raw) => HeaderName::from_bytes(raw).ok()?,
             };
             // hyper frames the body by these; the harness sets the length itself.
@@ -741,7 +741,7 @@ fn req(
         query: query.as_bytes().to_vec(),
         headers: headers
             .iter()
-            .map(|(n, v)| (pick(&HEADERS, n), v.as_bytes().to_vec()))
+            .map(|(n, v)| (pick(known_headers(), n), v.as_bytes().to_vec()))
             .collect(),
         body: body.as_bytes().to_vec(),
         pad_kib: 0,
@@ -776,11 +776,15 @@ fn client_id() -> String {
 }
 
 fn user_me() -> FuzzRequest {
+    user_me_with("Bearer $A")
+}
+
+fn user_me_with(authorization: &str) -> FuzzRequest {
     req(
         &Method::GET,
         &api(Endpoint::UserMe),
         "",
-        &[(HEADER_AUTHORIZATION, "Bearer $A")],
+        &[(HEADER_AUTHORIZATION, authorization)],
         "",
     )
 }
@@ -1016,13 +1020,7 @@ pub fn server_request_seeds() -> Vec<Seed> {
                     &[],
                     "{\"refresh_token\":\"\\ud800\"}",
                 ),
-                req(
-                    &Method::GET,
-                    &api(Endpoint::UserMe),
-                    "",
-                    &[(HEADER_AUTHORIZATION, "Bearer eyJhbGciOiJub25lIn0.e30.")],
-                    "",
-                ),
+                user_me_with("Bearer eyJhbGciOiJub25lIn0.e30."),
                 too_large,
                 preflight,
                 req(

@@ -73,17 +73,19 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// The request headers a CloudBase client sends (and CORS allows).
+pub(crate) const CLIENT_HEADERS: [&str; 6] = [
+    HEADER_AUTHORIZATION,
+    HEADER_CONTENT_TYPE,
+    HEADER_DEVICE_ID,
+    HEADER_REQUEST_ID,
+    HEADER_SDK_VERSION,
+    HEADER_ACCEPT_LANGUAGE,
+];
+
 /// Browsers may call every endpoint from any origin; no cookies are involved.
 fn cors() -> CorsLayer {
-    let headers = [
-        HEADER_AUTHORIZATION,
-        HEADER_CONTENT_TYPE,
-        HEADER_DEVICE_ID,
-        HEADER_REQUEST_ID,
-        HEADER_SDK_VERSION,
-        HEADER_ACCEPT_LANGUAGE,
-    ]
-    .map(HeaderName::from_static);
+    let headers = CLIENT_HEADERS.map(HeaderName::from_static);
     CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
