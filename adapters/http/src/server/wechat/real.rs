@@ -97,14 +97,14 @@ fn upstream(e: reqwest::Error) -> WxError {
     WxError::Upstream(e.without_url().to_string())
 }
 
-/// The body, read chunk by chunk and abandoned once it passes [`REPLY_MAX`] (the
-/// `Content-Length` header is not trusted).
+/// The body, read chunk by chunk; reading stops once it passes [`REPLY_MAX`] (the
+/// `Content-Length` header is not trusted), and [`parse_reply`] refuses it.
 async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<u8>, WxError> {
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(upstream)? {
-        if body.len() + chunk.len() > REPLY_MAX {
-            return Err(WxError::Upstream(format!("reply over {REPLY_MAX} bytes")));
-        }
+    while body.len() <= REPLY_MAX {
+        let Some(chunk) = response.chunk().await.map_err(upstream)? else {
+            break;
+        };
         body.extend_from_slice(&chunk);
     }
     Ok(body)
