@@ -20,6 +20,13 @@ pub struct Config<'a> {
     pub refresh_margin_ms: u64,
     /// A request with no reply after this long fails as timed out.
     pub request_timeout_ms: u64,
+    /// When the server refuses an anonymous session's refresh token, sign in a **new**
+    /// anonymous user in its place (the official SDK's behaviour; on by default). The
+    /// refused user is gone for this device either way: the calls waiting on it fail
+    /// with [`Error::SessionExpired`](crate::Error::SessionExpired), and the
+    /// replacement is announced with [`Output::SessionReplaced`](crate::Output::SessionReplaced).
+    /// Off: the session just ends in `SignedOut`.
+    pub anonymous_recovery: bool,
 }
 
 impl<'a> Config<'a> {
@@ -31,6 +38,7 @@ impl<'a> Config<'a> {
             api_path: DEFAULT_API_PATH,
             refresh_margin_ms: 30_000,
             request_timeout_ms: 15_000,
+            anonymous_recovery: true,
         }
     }
 
@@ -55,6 +63,13 @@ impl<'a> Config<'a> {
     /// Change the request timeout.
     pub const fn with_request_timeout_ms(mut self, ms: u64) -> Self {
         self.request_timeout_ms = ms;
+        self
+    }
+
+    /// Turn the automatic anonymous recovery on or off (see
+    /// [`Config::anonymous_recovery`]).
+    pub const fn with_anonymous_recovery(mut self, on: bool) -> Self {
+        self.anonymous_recovery = on;
         self
     }
 }

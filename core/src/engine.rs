@@ -77,6 +77,7 @@ enum Queued {
     Persist,
     Clear,
     StateChanged(LoginState, LoginState),
+    Replaced,
     Completed(OpId, Result<Completion, Error>),
 }
 
@@ -118,6 +119,7 @@ pub struct Engine {
     device_id: String<DEVICE_ID_MAX>,
     refresh_margin_ms: u64,
     request_timeout_ms: u64,
+    anonymous_recovery: bool,
     rng: Rng,
     now: u64,
     generation: u32,
@@ -173,6 +175,7 @@ impl Engine {
             device_id: String::new(),
             refresh_margin_ms: 30_000,
             request_timeout_ms: 15_000,
+            anonymous_recovery: true,
             rng: Rng::UNSEEDED,
             now: 0,
             generation: 0,
@@ -205,6 +208,7 @@ impl Engine {
         self.api_path = api_path;
         self.refresh_margin_ms = config.refresh_margin_ms;
         self.request_timeout_ms = config.request_timeout_ms.max(1);
+        self.anonymous_recovery = config.anonymous_recovery;
         self.rng = Rng::new(seed);
         let id = self.rng.hex32();
         self.device_id = String::try_from(id.as_str()).unwrap_or_default();
@@ -470,6 +474,7 @@ impl Engine {
             }
             (Queued::Clear, _) => Output::ClearStorage,
             (Queued::StateChanged(from, to), _) => Output::LoginStateChanged { from, to },
+            (Queued::Replaced, _) => Output::SessionReplaced,
             (Queued::Completed(op, result), _) => Output::OperationCompleted { op, result },
             // Excluded by the loop above.
             (Queued::Transmit(_), None) => Output::Timeout(self.poll_timeout()),
@@ -749,6 +754,11 @@ impl Engine {
         self.fresh_credentials();
         // Anonymous → Anonymous (a WeChat sign-in answered with an anonymous scope) is
         // no change of state.
+        if f.task == (Task::AnonymousSignIn { recovery: true }) {
+            // A new user, not the refused one: announced before the state change it
+            // explains, so hosts never pass it off as the same session.
+            self.push(Queued::Replaced);
+        }
         if !(self.state == kind && kind == LoginState::Anonymous) {
             self.set_state(kind);
         }
@@ -888,37 +898,24 @@ impl Engine {
 
     /// The server refused the session's credentials. An anonymous session signs in
     /// anonymously again, once (as the SDK does); a WeChat session ends.
+    ///
+    /// Every call that was waiting on the refused session completes with
+    /// [`Error::SessionExpired`]: none of them is answered with another user. The
+    /// automatic recovery (when [`Config::anonymous_recovery`] is on) signs in a *new*
+    /// anonymous user in the background; its arrival is announced with
+    /// [`Output::SessionReplaced`].
     fn session_rejected(&mut self, f: Inflight) {
         let was = self.state;
         self.end_session();
+        self.fail(f, Error::SessionExpired);
         let recovered_already = matches!(f.task, Task::AnonymousSignIn { recovery: true });
-        if was == LoginState::Anonymous && !recovered_already {
+        if was == LoginState::Anonymous && !recovered_already && self.anonymous_recovery {
             self.generation = self.generation.wrapping_add(1);
-            // User-info callers (the one that started the fetch and those that joined
-            // it) re-ask after the recovery; others learn the session they acted on is
-            // gone.
-            if let Task::FetchUser { .. } = f.task {
-                for w in self.waiters.iter_mut().filter(|w| w.call == Call::Same) {
-                    w.call = Call::UserInfo;
-                }
-            }
-            let op = match (f.task, f.op) {
-                (Task::FetchUser { .. }, Some(op)) => {
-                    self.wait(op, Call::UserInfo);
-                    None
-                }
-                (_, op) => op,
-            };
-            if let Some(op) = op {
-                self.complete(op, Err(Error::SessionExpired));
-            }
             self.start(
                 Task::AnonymousSignIn { recovery: true },
                 Endpoint::SignInAnonymously,
                 None,
             );
-        } else {
-            self.fail(f, Error::SessionExpired);
         }
     }
 

@@ -95,6 +95,15 @@ pub enum Output<'a> {
         /// New state.
         to: LoginState,
     },
+    /// The server refused the anonymous session's refresh token and the engine signed
+    /// in a **new** anonymous user in its place (see
+    /// [`Config::anonymous_recovery`](crate::Config::anonymous_recovery)). Comes right
+    /// before the `SignedOut → Anonymous` change it explains (hosts that report state
+    /// changes can mark that one as a new user). The uid differs from the refused one:
+    /// anything the app keyed on the old uid belongs to a user this device can no longer
+    /// reach, and no call that was waiting on the old session was answered with this
+    /// one (they failed with [`Error::SessionExpired`]).
+    SessionReplaced,
     /// An operation finished.
     OperationCompleted {
         /// The id its call returned.

@@ -379,6 +379,8 @@ pub struct Harness {
     pub stored: Option<Vec<u8, SNAPSHOT_MAX>>,
     /// How many times storage was cleared.
     pub clears: u32,
+    /// How many [`Output::SessionReplaced`] were reported.
+    pub replacements: u32,
     /// Every request sent, counted per endpoint index of [`Endpoint::ALL`].
     pub sent_count: [u32; 9],
     /// The last deadline the engine reported.
@@ -409,6 +411,7 @@ impl Harness {
             completions: Vec::new(),
             stored: None,
             clears: 0,
+            replacements: 0,
             sent_count: [0; 9],
             deadline: None,
             buf: [0; POLL_BUFFER_MIN],
@@ -475,6 +478,7 @@ impl Harness {
                     }
                     let _ = self.changes.push((from, to));
                 }
+                Output::SessionReplaced => self.replacements += 1,
                 Output::OperationCompleted { op, result } => {
                     if self.completions.is_full() {
                         let _ = self.completions.remove(0);

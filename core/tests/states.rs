@@ -400,7 +400,42 @@ fn test_anonymous_refresh_rejected() {
             (LoginState::SignedOut, LoginState::Anonymous)
         ]
     );
-    assert_eq!(h.result(op), Some(Ok(Completion::LoginState)));
+    // The new user is announced as a replacement, and the call that asked about the
+    // refused session is not answered with the new one.
+    assert_eq!(h.replacements, 1);
+    assert_eq!(h.result(op), Some(Err(Error::SessionExpired)));
+}
+
+#[test]
+fn test_anonymous_refresh_rejected_without_recovery() {
+    let mut h = Harness::uninit();
+    h.engine
+        .init(
+            h.now,
+            Config::new(ENV).with_anonymous_recovery(false),
+            [42; 16],
+        )
+        .unwrap();
+    h.run();
+    h.sign_in_anonymously().unwrap();
+    h.server.revoke_all_refresh_tokens();
+    h.auto_reply = false;
+    h.advance_to_deadline();
+    let ops = [
+        h.engine.get_login_state(h.now).unwrap(),
+        h.engine.get_user_info(h.now).unwrap(),
+    ];
+    h.run();
+    assert_eq!(h.reply_next(), Delivery::Accepted); // 400 invalid_grant
+    assert!(h.sent.is_empty(), "no new user is signed in");
+    assert_eq!(h.engine.login_state(), LoginState::SignedOut);
+    assert!(h.engine.session().is_none());
+    assert_eq!(h.replacements, 0);
+    for op in ops {
+        assert_eq!(h.result(op), Some(Err(Error::SessionExpired)));
+    }
+    h.restart_with(&h.stored.clone().unwrap()).unwrap();
+    assert_eq!(h.engine.login_state(), LoginState::SignedOut);
 }
 
 #[test]

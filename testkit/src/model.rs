@@ -394,6 +394,8 @@ pub struct Model {
     pending: BTreeSet<u32>,
     // What the current step produced.
     changes: Vec<(LoginState, LoginState)>,
+    /// Replacements of a refused anonymous user by a new one announced this step.
+    replaced: u32,
     completions: Vec<(OpId, Outcome)>,
     persist: bool,
     clear: bool,
@@ -413,6 +415,7 @@ impl Model {
             stored: None,
             pending: BTreeSet::new(),
             changes: Vec::new(),
+            replaced: 0,
             completions: Vec::new(),
             persist: false,
             clear: false,
@@ -729,31 +732,19 @@ impl Model {
         self.persist = true;
     }
 
-    /// The server refused the session: an anonymous one is replaced by one automatic
-    /// anonymous sign-in; a WeChat one ends.
+    /// The server refused the session: every caller waiting on it learns it is gone
+    /// (none is answered with another user); an anonymous one is then replaced by one
+    /// automatic anonymous sign-in of a new user; a WeChat one ends.
     fn session_rejected(&mut self, f: Flight) {
         let was = self.state;
         self.end_session();
+        self.fail(f, MErr::SessionExpired);
         if was == LoginState::Anonymous && f.task != (Task::Anonymous { recovery: true }) {
-            // User-info callers (the one in flight and those who joined it) ask again
-            // after the recovery; other callers learn the session is gone.
-            for w in &mut self.waiters {
-                if w.1 == Call::JoinUserInfo {
-                    w.1 = Call::UserInfo;
-                }
-            }
-            match (f.task, f.op) {
-                (Task::FetchUser { .. }, Some(op)) => self.wait(op, Call::UserInfo),
-                (_, Some(op)) => self.complete(op, Err(MErr::SessionExpired)),
-                (_, None) => {}
-            }
             self.start(
                 Task::Anonymous { recovery: true },
                 Endpoint::SignInAnonymously,
                 None,
             );
-        } else {
-            self.fail(f, MErr::SessionExpired);
         }
     }
 
@@ -829,6 +820,9 @@ impl Model {
                     self.backoff = BACKOFF_MIN_MS;
                     if !(self.state == LoginState::Anonymous && kind == LoginState::Anonymous) {
                         self.set_state(kind);
+                    }
+                    if f.task == (Task::Anonymous { recovery: true }) {
+                        self.replaced += 1;
                     }
                     self.persist = true;
                     self.start(f.task, Endpoint::UserMe, f.op);
@@ -1091,6 +1085,8 @@ pub struct World {
     before: Vec<RequestId>,
     /// `h.clears` before the current step.
     clears_before: u32,
+    /// `h.replacements` before the current step.
+    replacements_before: u32,
 }
 
 fn corrupt(bytes: &[u8], flip: u16) -> Vec<u8> {
@@ -1118,6 +1114,7 @@ impl World {
             answered: Vec::new(),
             before: Vec::new(),
             clears_before: 0,
+            replacements_before: 0,
         };
         w.after_step();
         w
@@ -1180,6 +1177,7 @@ impl World {
         self.prune_held();
         self.before = self.h.sent.iter().map(|s| s.request).collect();
         self.clears_before = self.h.clears;
+        self.replacements_before = self.h.replacements;
         let now = self.h.now;
         match op {
             Op::GetLoginState => {
@@ -1366,6 +1364,11 @@ impl World {
             self.m.changes.as_slice(),
             "state changes"
         );
+        assert_eq!(
+            self.h.replacements - self.replacements_before,
+            self.m.replaced,
+            "sessions replaced"
+        );
         let mut got: Vec<(u32, Outcome)> = self
             .h
             .completions
@@ -1432,6 +1435,7 @@ impl World {
         self.h.changes.clear();
         self.h.completions.clear();
         self.m.changes.clear();
+        self.m.replaced = 0;
         self.m.completions.clear();
     }
 

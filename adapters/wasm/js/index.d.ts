@@ -28,6 +28,13 @@ export interface LoginState {
     /** When the access token expires (Unix ms); it is refreshed before that. */
     accessTokenExpire: number;
   };
+  /**
+   * Set (only on the state passed to `onLoginStateChanged` listeners) when this is a
+   * **new** anonymous user that replaced one the server refused (its refresh token was
+   * revoked or reused elsewhere): a different `uid`, not the same session continued.
+   * Calls that were waiting on the refused session rejected with `SESSION_EXPIRED`.
+   */
+  replaced?: true;
 }
 
 /** The `wx.cloud.auth()` object. */

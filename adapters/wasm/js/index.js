@@ -244,6 +244,7 @@ class Client {
       else if (k === 3) this.save('');
       else if (k === 4) { r.n(); this.emit(r.n()); }
       else if (k === 5) this.done(r);
+      else if (k === 6) this.replaced = true; // the next state change is a new user
     }
   }
 
@@ -282,6 +283,8 @@ class Client {
 
   emit(to) {
     const s = to === 2 || to === 3 ? this.state() : null;
+    if (s && this.replaced) s.replaced = true;
+    this.replaced = false;
     for (const cb of this.listeners.slice()) this.tell(cb, s);
   }
 

@@ -880,6 +880,7 @@ enum Polled {
     Clear,
     Changed(u32, u32),
     Completed(u32),
+    Replaced,
 }
 
 fn read_output(kind: u32) -> Polled {
@@ -932,6 +933,7 @@ fn read_output(kind: u32) -> Polled {
                 }
                 Polled::Completed(op)
             }
+            6 => Polled::Replaced,
             k => return Err(format!("poll kind {k}")),
         })
     })
@@ -962,6 +964,8 @@ struct Harness {
     /// clear-storage output.
     expect_clear: bool,
     seen_clear: bool,
+    /// A "session replaced" was polled: the next state change must be to anonymous.
+    replacing: bool,
     seen_change: bool,
     /// A bind was answered and no refresh since: that refresh gets the `user` scope.
     bound: bool,
@@ -1023,6 +1027,7 @@ impl Harness {
             reported: 0,
             expect_clear: false,
             seen_clear: false,
+            replacing: false,
             seen_change: false,
             bound: false,
             place: 0,
@@ -1437,8 +1442,8 @@ impl Harness {
             return r;
         }
         assert!(
-            r.fract() == 0.0 && r <= 5.0,
-            "cba_poll returned {r} (kinds 0..=5)"
+            r.fract() == 0.0 && r <= 6.0,
+            "cba_poll returned {r} (kinds 0..=6)"
         );
         if r != 0.0 {
             self.polls += 1;
@@ -1480,8 +1485,15 @@ impl Harness {
             Polled::Clear => self.seen_clear = true,
             Polled::Changed(from, to) => {
                 assert_eq!(from, self.reported, "state change from {from} to {to}");
+                if std::mem::take(&mut self.replacing) {
+                    assert_eq!((from, to), (4, 2), "a replacement is a new anonymous user");
+                }
                 self.reported = to;
                 self.seen_change = true;
+            }
+            Polled::Replaced => {
+                assert!(!self.replacing, "two replacements without a state change");
+                self.replacing = true;
             }
             Polled::Completed(op) => {
                 assert!(self.issued.contains(&op), "completion of unknown op {op}");

@@ -28,6 +28,8 @@
 //! | [`cba_poll`] `3` clear storage | — |
 //! | [`cba_poll`] `4` login state changed | `num` from, `num` to ([state codes](#codes)) |
 //! | [`cba_poll`] `5` operation completed | `num` op, `num` ok (1/0); ok: `num` completion, `num` detail; else an *error record* |
+//! | [`cba_poll`] `6` session replaced (a refused anonymous user was replaced by a new one; the state change to anonymous that follows is that new user) | — |
+//! | [`cba_poll`] `7` an output this build does not know | — |
 //! | [`cba_session`] `1` (`0`: no session) | `str` uid, `str` token type, `str` access token, `num` expires_at, `num` refresh_at, `num` refreshable (0/1) |
 //! | [`cba_user`] `1` (`0`: no user) | `str` uid, `str` nickName, `str` avatarUrl, `str` email, `str` openid |
 //! | any export returning a negative value | an *error record* |
@@ -558,7 +560,8 @@ fn write_output(w: &mut Rec<'_>, out: Output<'_>) -> Option<u32> {
             }
             5
         }
-        _ => 6,
+        Output::SessionReplaced => 6,
+        _ => 7,
     })
 }
 

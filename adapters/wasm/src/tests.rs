@@ -94,6 +94,7 @@ enum Out {
     Persist(Vec<u8>),
     Clear,
     Changed(u32, u32),
+    Replaced,
     Done {
         op: u32,
         result: Result<(u32, u32), (u32, u32)>,
@@ -138,6 +139,7 @@ fn poll() -> Out {
             };
             Out::Done { op, result }
         }
+        6 => Out::Replaced,
         k => panic!("unexpected poll result {k} {:?}", r.error()),
     }
 }
@@ -446,6 +448,40 @@ fn an_anonymous_session_through_the_exports() {
             result: Err((err::NOT_SIGNED_IN, 0))
         }
     );
+}
+
+#[test]
+fn a_refused_anonymous_session_is_announced_as_replaced() {
+    let _g = fresh();
+    init(T0);
+    sign_in_anonymously();
+    // The refresh, due at expires_at − 30 s, is refused: the refresh token was revoked.
+    let due = T0 + 7_170_000.0;
+    let op = cba_get_login_state(due);
+    let outs = drain();
+    let outs = respond(
+        due,
+        transmits(&outs)[0],
+        400,
+        r#"{"error":"invalid_grant","error_code":4,"error_description":"revoked"}"#,
+    );
+    assert!(outs.contains(&Out::Changed(2, 4)), "{outs:?}");
+    assert!(
+        outs.contains(&Out::Done {
+            op: op as u32,
+            result: Err((err::SESSION_EXPIRED, 0))
+        }),
+        "the waiting call learns the session ended: {outs:?}"
+    );
+    // The automatic anonymous sign-in: a new user, announced before its state change.
+    let outs = respond(due, transmits(&outs)[0], 200, &creds("200", "anonymous"));
+    let at = outs
+        .iter()
+        .position(|o| *o == Out::Replaced)
+        .expect("kind 6");
+    assert_eq!(outs[at + 1], Out::Changed(4, 2), "{outs:?}");
+    assert_eq!(cba_session(), 1.0);
+    assert_eq!(Rd::new().str(), "200");
 }
 
 #[test]

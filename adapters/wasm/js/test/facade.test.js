@@ -255,6 +255,38 @@ describe('expiry-driven refresh (access tokens live 4 s)', () => {
   });
 });
 
+describe('a refused anonymous session (revoked by reuse of a copied storage)', () => {
+  let server;
+  // 2 s tokens, and no grace window: a rotated refresh token presented again revokes
+  // the whole session at once.
+  before(async () => { server = await startServer(['--access-token-ttl', '2s', '--refresh-grace', '0s']); });
+  after(() => server.stop());
+
+  test('is replaced by a new user, announced as such, never passed off as the old one', async () => {
+    const first = client(server);
+    const s = await first.auth.signInAnonymously();
+    const copied = new Map(first.storage.m); // a backup, a second device's copy
+    await new Promise((r) => setTimeout(r, 1100)); // refresh due (half the lifetime)
+    await first.auth.getLoginState(); // rotates the refresh token
+
+    const storage = memoryStorage();
+    for (const [k, v] of copied) storage.m.set(k, v);
+    const copy = client(server, { storage, env: first.env });
+    const states = [];
+    copy.auth.onLoginStateChanged((st) => states.push(st));
+    await assert.rejects(copy.auth.getLoginState(), (e) => e.code === 'SESSION_EXPIRED',
+      'the call about the refused session is not answered with another user');
+    await until(() => states.some((st) => st && st.replaced), 5000, 'the replacement event');
+    const replaced = states.find((st) => st && st.replaced);
+    assert.equal(replaced.loginType, 'ANONYMOUS');
+    assert.notEqual(replaced.user.uid, s.user.uid);
+    assert.ok(states.includes(null), 'signed out first');
+    const now = await copy.auth.getLoginState();
+    assert.equal(now.user.uid, replaced.user.uid);
+    assert.ok(!('replaced' in now), 'only the event carries the mark');
+  });
+});
+
 describe('offline', () => {
   test('sign-out works with the server gone; sign-in reports a network error', async () => {
     const server = await startServer();
