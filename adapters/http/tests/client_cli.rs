@@ -256,9 +256,7 @@ fn damaged_profile_starts_signed_out_and_keeps_the_file() {
     let p = Profile::new(tmp.path().join("profile"), &server.url);
     p.run(&["login", "--anonymous"]).expect(OK);
     let good = std::fs::read(p.file()).unwrap();
-    let corrupt = p
-        .dir
-        .join(format!("{}.session.corrupt", client_common::ENV));
+    let corrupt = p.corrupt_file();
 
     // Truncated.
     let cut = &good[..good.len() / 2];
@@ -326,7 +324,9 @@ fn the_session_survives_a_server_restart() {
     let before = p.run(&["token"]).expect(OK).stdout;
     server.kill();
 
-    let server = Server::start(&data, &["--access-token-ttl", "4s"]);
+    // The same address: the session belongs to the server at that URL.
+    let listen = server.url.strip_prefix("http://").unwrap().to_owned();
+    let server = Server::start_on(&listen, &data, &["--access-token-ttl", "4s"]);
     let p = Profile::new(p.dir.clone(), &server.url);
     assert_eq!(p.run(&["whoami"]).expect(OK).field("uid"), uid);
     // A refresh after the restart: the refresh token outlived the process.
@@ -343,4 +343,207 @@ fn mint(server: &str, appid: &str, openid: &str) -> String {
         .build()
         .unwrap();
     rt.block_on(client_common::mint_code(server, appid, openid))
+}
+
+/// Makes `dir` impossible to write into, even for root (`chattr +i` where the caller is
+/// root, mode 0500 otherwise), and proves it; undone on drop.
+struct ReadOnlyDir<'a>(&'a std::path::Path);
+
+impl<'a> ReadOnlyDir<'a> {
+    fn new(dir: &'a std::path::Path) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        if rustix::process::geteuid().is_root() {
+            let ok = std::process::Command::new("chattr")
+                .arg("+i")
+                .arg(dir)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(
+                ok,
+                "chattr +i {} failed: cannot make it read-only",
+                dir.display()
+            );
+        } else {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o500)).unwrap();
+        }
+        assert!(
+            std::fs::write(dir.join("probe"), b"x").is_err(),
+            "{} is still writable",
+            dir.display()
+        );
+        ReadOnlyDir(dir)
+    }
+}
+
+impl Drop for ReadOnlyDir<'_> {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        if rustix::process::geteuid().is_root() {
+            let _ = std::process::Command::new("chattr")
+                .arg("-i")
+                .arg(self.0)
+                .status();
+        }
+        let _ = std::fs::set_permissions(self.0, std::fs::Permissions::from_mode(0o700));
+    }
+}
+
+#[test]
+fn a_profile_that_cannot_be_written_spends_no_refresh_and_keeps_its_user() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Short tokens, and no grace window: a rotated token presented again would revoke
+    // the session at once.
+    let server = Server::start(
+        &tmp.path().join("data"),
+        &["--access-token-ttl", "2s", "--refresh-grace", "0s"],
+    );
+    let relay = Relay::start(&server.url, REFRESH_REQUEST);
+    let p = Profile::new(tmp.path().join("profile"), &relay.url);
+    p.run(&["login", "--anonymous"]).expect(OK);
+    let uid = json(&p.run(&["whoami", "--json"]).expect(OK))["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    thread::sleep(Duration::from_millis(1_200)); // the refresh is due (half-life)
+    {
+        let _read_only = ReadOnlyDir::new(&p.dir);
+        let r = p.run(&["token"]).expect(1);
+        assert!(r.stderr.contains(&p.dir.display().to_string()), "{r:#?}");
+        assert!(r.stderr.contains("no refresh token was spent"), "{r:#?}");
+        assert_eq!(relay.hits(), 0, "the refresh token was not spent");
+    }
+    thread::sleep(Duration::from_millis(1_100));
+    // Writable again: the same user, refreshed with the token that was kept.
+    let token = p.run(&["token"]).expect(OK);
+    assert_eq!(relay.hits(), 1);
+    assert!(!token.stdout.trim().is_empty());
+    let j = json(&p.run(&["whoami", "--json"]).expect(OK));
+    assert_eq!(j["uid"], uid.as_str(), "never silently another user");
+}
+
+#[test]
+fn a_revoked_session_is_reported_not_replaced_by_a_new_user() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &tmp.path().join("data"),
+        &["--access-token-ttl", "2s", "--refresh-grace", "0s"],
+    );
+    let p = Profile::new(tmp.path().join("profile"), &server.url);
+    p.run(&["login", "--anonymous"]).expect(OK);
+    // A copy of the profile (a backup restored, a profile copied to another machine).
+    let copy = Profile::new(tmp.path().join("copy"), &server.url);
+    std::fs::create_dir(&copy.dir).unwrap();
+    std::fs::copy(p.file(), copy.file()).unwrap();
+    thread::sleep(Duration::from_millis(1_200));
+    p.run(&["token"]).expect(OK); // rotates the refresh token
+    // The copy presents the rotated token: the server revokes the whole session.
+    let r = copy.run(&["token"]).expect(NOT_SIGNED_IN);
+    assert!(r.stderr.contains("revoked"), "{r:#?}");
+    assert!(r.stdout.is_empty(), "no token printed: {r:#?}");
+    // No new user took its place, on either profile.
+    let r = copy.run(&["whoami"]).expect(NOT_SIGNED_IN);
+    assert!(r.stderr.contains("not signed in"), "{r:#?}");
+    thread::sleep(Duration::from_millis(1_100));
+    p.run(&["token"]).expect(NOT_SIGNED_IN);
+    p.run(&["whoami"]).expect(NOT_SIGNED_IN);
+}
+
+#[test]
+fn a_session_is_only_ever_sent_to_the_server_that_issued_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"), &[]);
+    let p = Profile::new(tmp.path().join("profile"), &server.url);
+    p.run(&["login", "--anonymous"]).expect(OK);
+    let uid = p.run(&["whoami"]).expect(OK).field("uid");
+
+    // Another server that records every connection it gets.
+    let capture = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other = format!("http://{}", capture.local_addr().unwrap());
+    capture.set_nonblocking(true).unwrap();
+    let elsewhere = Profile::new(p.dir.clone(), &other);
+    for args in [&["token"][..], &["whoami"], &["logout"]] {
+        let r = elsewhere.run(args);
+        if args == ["logout"] {
+            assert!(r.stdout.contains("nothing to sign out of"), "{r:#?}");
+        } else {
+            assert_eq!(r.code, NOT_SIGNED_IN, "{r:#?}");
+            assert!(
+                r.stderr.contains(&format!("not signed in at {other}")),
+                "{r:#?}"
+            );
+            assert!(r.stderr.contains(&format!("--server {other}")), "{r:#?}");
+        }
+    }
+    // The same through the environment variable.
+    let r = client_common::Run::from(
+        std::process::Command::new(client_common::BIN)
+            .args(["token", "--env", client_common::ENV, "--profile-dir"])
+            .arg(&p.dir)
+            .env("CLOUDBASE_AUTH_SERVER", &other)
+            .output()
+            .unwrap(),
+    )
+    .expect(NOT_SIGNED_IN);
+    assert!(r.stderr.contains("not signed in at"), "{r:#?}");
+    assert!(
+        matches!(capture.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the other server was contacted"
+    );
+    // The session is untouched on its own server.
+    assert_eq!(p.run(&["whoami"]).expect(OK).field("uid"), uid);
+}
+
+#[test]
+fn a_fifo_in_place_of_the_profile_is_refused_not_waited_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = Profile::new(tmp.path().join("profile"), "http://127.0.0.1:9");
+    std::fs::create_dir(&p.dir).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        p.file(),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let mut child = p
+        .command(&["status"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || child
+            .try_wait()
+            .unwrap()
+            .is_some()),
+        "status hangs on a FIFO"
+    );
+    let r = client_common::Run::from(child.wait_with_output().unwrap()).expect(1);
+    assert!(r.stderr.contains("not a regular file"), "{r:#?}");
+}
+
+#[test]
+fn status_tells_a_server_that_is_not_one() {
+    // Answers anything with 200 and random bytes.
+    let impostor = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", impostor.local_addr().unwrap());
+    thread::spawn(move || {
+        for stream in impostor.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = std::io::Read::read(&mut stream, &mut buf);
+            let _ = std::io::Write::write_all(
+                &mut stream,
+                b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\nconnection: close\r\n\r\n\x8f\x01zq\xffAB\x07",
+            );
+        }
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let r = Profile::new(tmp.path().join("profile"), &url)
+        .run(&["status"])
+        .expect(NOT_SIGNED_IN);
+    let line = r.field("server");
+    assert!(line.contains("not answering"), "{r:#?}");
+    assert!(line.contains("not a cloudbase-auth health reply"), "{r:#?}");
 }

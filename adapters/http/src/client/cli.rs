@@ -35,6 +35,8 @@ pub const DEFAULT_EMULATOR_APPID: &str = "wx0123456789abcdef";
 const EMULATOR_LOGIN_CODE_PATH: &str = "/emulator/v1/wechat/login-code";
 /// The server's health route (used by `status`).
 const HEALTH_PATH: &str = "/healthz";
+/// Largest health reply `status` reads (the real one is 15 bytes).
+const HEALTH_BODY_MAX: usize = 1024;
 
 /// Exit codes of the client commands, for `--help`.
 pub const EXIT_CODES_HELP: &str = "\
@@ -271,15 +273,15 @@ async fn open(args: &ClientArgs) -> Result<(Session, Ctx), Failure> {
             ));
         }
     };
-    let store = match FileStore::try_open(&dir, &args.env) {
+    let store = match FileStore::try_open(&dir, &server, &args.env) {
         Ok(store) => store,
         Err(OpenError::Busy(_)) => {
             say_err(&format!(
                 "waiting for another cloudbase-auth command using the profile in {} ...",
                 dir.display()
             ));
-            let (dir, env) = (dir.clone(), args.env.clone());
-            tokio::task::spawn_blocking(move || FileStore::open(dir, &env))
+            let (dir, server, env) = (dir.clone(), server.clone(), args.env.clone());
+            tokio::task::spawn_blocking(move || FileStore::open(dir, &server, &env))
                 .await
                 .map_err(|e| Failure::new(EXIT_LOCAL, format!("profile lock: {e}")))?
                 .map_err(open_failure)?
@@ -291,6 +293,12 @@ async fn open(args: &ClientArgs) -> Result<(Session, Ctx), Failure> {
         env: args.env.clone(),
         profile: store.path().to_owned(),
     };
+    if let Some(kept) = store.unbound_session() {
+        say_err(&format!(
+            "warning: the session file of an older cloudbase-auth did not record which server issued it, so it is never sent anywhere; it was set aside as {}. Sign in again with `cloudbase-auth login --server URL`.",
+            kept.display()
+        ));
+    }
     let session = Session::open(SessionConfig::new(server, &args.env), store)
         .await
         .map_err(|e| explain(&e, &ctx))?;
@@ -342,8 +350,13 @@ where
 {
     let (session, ctx) = open(args).await?;
     let result = body(&session, &ctx).await;
-    session.close().await;
-    result
+    let closed = session.close().await.map_err(|e| explain(&e, &ctx));
+    // A session that could not be stored outranks the command's own outcome: the next
+    // command would not find it.
+    match (result, closed) {
+        (_, Err(lost)) => Err(lost),
+        (result, Ok(())) => result,
+    }
 }
 
 async fn login(args: LoginArgs) -> Result<u8, Failure> {
@@ -585,13 +598,36 @@ async fn mint_code(ctx: &Ctx, appid: &str, openid: &str) -> Result<String, Failu
     }
 }
 
-/// `GET /healthz` within 3 s.
+/// `GET /healthz` within 3 s: answering means HTTP 200 with the health document
+/// `{"status":"ok"}`, not merely some reply.
 async fn health(server: &str) -> Result<(), String> {
     let http = http_client(server, Duration::from_secs(3)).map_err(|e| e.to_string())?;
-    match http.get(format!("{server}{HEALTH_PATH}")).send().await {
-        Ok(r) if r.status().is_success() => Ok(()),
-        Ok(r) => Err(format!("HTTP {}", r.status().as_u16())),
-        Err(e) => Err(innermost(&e)),
+    let response = http
+        .get(format!("{server}{HEALTH_PATH}"))
+        .send()
+        .await
+        .map_err(|e| innermost(&e))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("HTTP {}", status.as_u16()));
+    }
+    let mut body = Vec::new();
+    let mut response = response;
+    while let Some(chunk) = response.chunk().await.map_err(|e| innermost(&e))? {
+        body.extend_from_slice(&chunk);
+        if body.len() > HEALTH_BODY_MAX {
+            return Err("not a cloudbase-auth server (oversized health reply)".to_owned());
+        }
+    }
+    let ok = serde_json::from_slice::<serde_json::Value>(&body)
+        .is_ok_and(|v| v.get("status").and_then(|s| s.as_str()) == Some("ok"));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "HTTP {} but not a cloudbase-auth health reply",
+            status.as_u16()
+        ))
     }
 }
 
@@ -603,13 +639,17 @@ fn innermost(e: &dyn std::error::Error) -> String {
     cause.to_string()
 }
 
+/// Sessions are kept per server (like cookies per origin): a server that never issued
+/// one finds none, and nothing is sent to it.
 fn not_signed_in(ctx: &Ctx) -> Failure {
     Failure::new(
         EXIT_NOT_SIGNED_IN,
         format!(
-            "not signed in (env {}, profile {}). Run `cloudbase-auth login --anonymous` first.",
+            "not signed in at {} (env {}, profile {}). Run `cloudbase-auth login --anonymous --server {}` first.",
+            ctx.server,
             ctx.env,
-            ctx.profile.display()
+            ctx.profile.display(),
+            ctx.server
         ),
     )
 }
@@ -635,8 +675,18 @@ fn explain(e: &ClientError, ctx: &Ctx) -> Failure {
             return Failure::new(
                 EXIT_LOCAL,
                 format!(
-                    "cannot use the profile file {}: {io}. Check the permissions of its directory, or pass another --profile-dir DIR.",
-                    ctx.profile.display()
+                    "cannot write the session to the profile ({io}). Make the directory writable (or free some space), or pass another --profile-dir DIR; no refresh token was spent while it could not be written."
+                ),
+            );
+        }
+        ClientError::OtherServer {
+            server,
+            store_server,
+        } => {
+            return Failure::new(
+                EXIT_USAGE,
+                format!(
+                    "the profile holds sessions of {store_server}, not {server}; nothing was sent. Sign in at {server} with `cloudbase-auth login --server {server}`."
                 ),
             );
         }
@@ -648,7 +698,7 @@ fn explain(e: &ClientError, ctx: &Ctx) -> Failure {
         Error::SessionExpired => Failure::new(
             EXIT_NOT_SIGNED_IN,
             format!(
-                "the session expired or was revoked by the server{}. Sign in again with `cloudbase-auth login`.",
+                "the session expired or was revoked by the server{}; this user is signed out here. Sign in again with `cloudbase-auth login` (an anonymous sign-in is a new user).",
                 detail.map(|d| format!(" ({d})")).unwrap_or_default()
             ),
         ),

@@ -6,12 +6,13 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use cloudbase_auth_http::client::{FileStore, Session, SessionConfig};
 //!
-//! let store = FileStore::open(FileStore::default_dir().unwrap(), "local-dev")?;
-//! let session = Session::open(SessionConfig::new("http://127.0.0.1:8787", "local-dev"), store).await?;
+//! let server = "http://127.0.0.1:8787";
+//! let store = FileStore::open(FileStore::default_dir().unwrap(), server, "local-dev")?;
+//! let session = Session::open(SessionConfig::new(server, "local-dev"), store).await?;
 //! session.sign_in_anonymously().await?;
 //! let token = session.access_token().await?; // refreshed first when due
 //! println!("{} {}", token.token_type, token.access_token);
-//! session.close().await; // finishes a refresh in flight, releases the profile lock
+//! session.close().await?; // finishes a refresh in flight, releases the profile lock
 //! # Ok(()) }
 //! ```
 //!

@@ -59,6 +59,14 @@ pub struct SessionConfig {
     /// A request with no reply after this long fails as timed out (the engine's own
     /// deadline; the HTTP client gives up at the same time).
     pub request_timeout: Duration,
+    /// When the server refuses an anonymous session's refresh token, sign in a new
+    /// anonymous user in its place (the engine's
+    /// [`Config::anonymous_recovery`](cloudbase_auth_core::Config::anonymous_recovery)).
+    /// Off by default here: a program that holds a session (a script, a test, the CLI)
+    /// wants to be told the user is gone, not to continue as somebody else. The calls
+    /// waiting on the refused session fail with `SessionExpired` either way; with this
+    /// on, [`Session::replacements`] counts the new users.
+    pub anonymous_recovery: bool,
 }
 
 impl SessionConfig {
@@ -68,7 +76,15 @@ impl SessionConfig {
             server: server.into(),
             env: env.into(),
             request_timeout: Duration::from_secs(15),
+            anonymous_recovery: false,
         }
+    }
+
+    /// Turns the automatic anonymous recovery on or off (see
+    /// [`SessionConfig::anonymous_recovery`]).
+    pub fn with_anonymous_recovery(mut self, on: bool) -> Self {
+        self.anonymous_recovery = on;
+        self
     }
 
     /// Changes the request timeout.
@@ -218,8 +234,18 @@ pub enum ClientError {
     /// The settings cannot work (bad server URL, bad env id).
     #[error("invalid settings: {0}")]
     Config(String),
-    /// The snapshot store failed to read or write; the session in memory is intact but
-    /// the next run will not see it.
+    /// The store holds the sessions of another server than the one configured: nothing
+    /// was sent (a refresh token is only ever offered to the server that issued it).
+    #[error("the profile store belongs to {store_server}, not {server}")]
+    OtherServer {
+        /// The configured server.
+        server: String,
+        /// The server the store is bound to.
+        store_server: String,
+    },
+    /// The snapshot store failed to read or write. At [`Session::open`] (the store
+    /// cannot be written) nothing was sent; later, the session in memory is intact and
+    /// the write is retried, but the next run will not see it until one succeeds.
     #[error("profile storage failed: {0}")]
     Store(#[source] io::Error),
     /// The HTTP client could not be built.
@@ -251,7 +277,7 @@ impl ClientError {
     pub fn disposition(&self) -> Disposition {
         match self {
             ClientError::Auth { error, .. } => error.disposition(),
-            ClientError::Config(_) => Disposition::KeepSession,
+            ClientError::Config(_) | ClientError::OtherServer { .. } => Disposition::KeepSession,
             _ => Disposition::RetryLater,
         }
     }
@@ -267,20 +293,33 @@ impl ClientError {
 pub struct Session {
     commands: mpsc::Sender<Command>,
     states: watch::Receiver<LoginState>,
+    replacements: watch::Receiver<u64>,
     restored: Restored,
 }
 
 impl Session {
-    /// Starts a session: initialises the engine for `config.env` with a seed from the OS,
+    /// Starts a session: checks that `store` belongs to `config.server` and can be
+    /// written ([`SnapshotStore::check_writable`]: a refresh spent on the server must
+    /// be storable), initialises the engine for `config.env` with a seed from the OS,
     /// restores what `store` holds (a refused snapshot is set aside with
     /// [`SnapshotStore::quarantine`] and the session starts signed out; see
     /// [`Session::restored`]), and spawns the task that runs the engine. A refresh that
-    /// is already due starts at once. Needs a tokio runtime.
+    /// is already due starts at once. Nothing is sent before the checks pass. Needs a
+    /// tokio runtime.
     pub async fn open(
         config: SessionConfig,
-        store: impl SnapshotStore,
+        mut store: impl SnapshotStore,
     ) -> Result<Session, ClientError> {
         let base = checked_base(&config.server)?;
+        if let Some(bound) = store.server()
+            && bound != base
+        {
+            return Err(ClientError::OtherServer {
+                server: base,
+                store_server: bound.to_owned(),
+            });
+        }
+        store.check_writable().map_err(ClientError::Store)?;
         let http = http_client(&base, config.request_timeout)?;
         let mut seed = [0u8; 16];
         getrandom::fill(&mut seed)
@@ -290,6 +329,7 @@ impl Session {
         let (commands_tx, commands) = mpsc::channel(16);
         let (replies_tx, replies) = mpsc::unbounded_channel();
         let (state_tx, states) = watch::channel(LoginState::Uninitialized);
+        let (replaced_tx, replacements) = watch::channel(0);
         let mut actor = Actor {
             engine: Box::new(Engine::new()),
             buf: vec![0; POLL_BUFFER_MIN],
@@ -298,17 +338,21 @@ impl Session {
             base,
             pending: HashMap::new(),
             state_tx,
+            replaced_tx,
             replies_tx,
             replies,
             commands,
             deadline: None,
+            unsaved: None,
             store_failure: None,
             last_detail: None,
             closing: false,
             close_ack: Vec::new(),
         };
 
-        let engine_config = Config::new(&config.env).with_request_timeout_ms(timeout_ms);
+        let engine_config = Config::new(&config.env)
+            .with_request_timeout_ms(timeout_ms)
+            .with_anonymous_recovery(config.anonymous_recovery);
         actor
             .engine
             .init(now_ms(), engine_config, seed)
@@ -320,6 +364,7 @@ impl Session {
         Ok(Session {
             commands: commands_tx,
             states,
+            replacements,
             restored,
         })
     }
@@ -332,6 +377,13 @@ impl Session {
     /// Login-state changes (the current state, then every change the engine reports).
     pub fn login_states(&self) -> watch::Receiver<LoginState> {
         self.states.clone()
+    }
+
+    /// How many times a refused anonymous user was replaced by a new one (only with
+    /// [`SessionConfig::anonymous_recovery`] on): each is a different uid, never the
+    /// same session continued.
+    pub fn replacements(&self) -> watch::Receiver<u64> {
+        self.replacements.clone()
     }
 
     /// `auth.signInAnonymously()`. Already anonymous: the current session, no new user.
@@ -407,12 +459,18 @@ impl Session {
     }
 
     /// Stops the session: waits for a request in flight (a refresh whose new tokens
-    /// must be stored) up to the request timeout, then releases the store (and with it
-    /// a [`FileStore`](super::FileStore)'s profile lock).
-    pub async fn close(self) {
+    /// must be stored) up to the request timeout, retries a snapshot write that failed,
+    /// then releases the store (and with it a [`FileStore`](super::FileStore)'s profile
+    /// lock). Fails with [`ClientError::Store`] when the latest session could still not
+    /// be written: the next run will not have it.
+    pub async fn close(self) -> Result<(), ClientError> {
         let (ack, done) = oneshot::channel();
-        if self.commands.send(Command::Close(ack)).await.is_ok() {
-            let _ = done.await;
+        if self.commands.send(Command::Close(ack)).await.is_err() {
+            return Ok(());
+        }
+        match done.await {
+            Ok(Some((kind, message))) => Err(ClientError::Store(io::Error::new(kind, message))),
+            _ => Ok(()),
         }
     }
 
@@ -490,9 +548,12 @@ struct Answer {
 
 type Reply = oneshot::Sender<Result<Answer, ClientError>>;
 
+/// Answers a close: the store failure still standing, if any.
+type CloseAck = oneshot::Sender<Option<(io::ErrorKind, String)>>;
+
 enum Command {
     Call(Call, Reply),
-    Close(oneshot::Sender<()>),
+    Close(CloseAck),
 }
 
 struct Pending {
@@ -515,17 +576,21 @@ struct Actor {
     base: String,
     pending: HashMap<OpId, Pending>,
     state_tx: watch::Sender<LoginState>,
+    replaced_tx: watch::Sender<u64>,
     replies_tx: mpsc::UnboundedSender<HttpReply>,
     replies: mpsc::UnboundedReceiver<HttpReply>,
     commands: mpsc::Receiver<Command>,
     /// The engine's next deadline (Unix ms).
     deadline: Option<u64>,
-    /// The last store write failed (cleared by the next successful one).
+    /// A snapshot the store failed to write, retried until a write succeeds (a newer
+    /// snapshot replaces it).
+    unsaved: Option<Vec<u8>>,
+    /// Why the last store write failed (cleared by the next successful one).
     store_failure: Option<(io::ErrorKind, String)>,
     /// The server's description of the last error reply, or the transport failure.
     last_detail: Option<String>,
     closing: bool,
-    close_ack: Vec<oneshot::Sender<()>>,
+    close_ack: Vec<CloseAck>,
 }
 
 impl Actor {
@@ -567,11 +632,14 @@ impl Actor {
                 () = sleep_until(wake) => self.engine.handle_timeout(now_ms()),
             }
         }
+        // Last chance for a snapshot that could not be written.
+        self.retry_unsaved();
         let acks = std::mem::take(&mut self.close_ack);
+        let failure = self.store_failure.take();
         // Release the store (and its lock) before anyone learns the session closed.
         drop(self);
         for ack in acks {
-            let _ = ack.send(());
+            let _ = ack.send(failure.clone());
         }
     }
 
@@ -633,9 +701,24 @@ impl Actor {
         }
     }
 
+    /// Writes a snapshot again that the store refused earlier (the disk may have room
+    /// again, the directory may be writable again).
+    fn retry_unsaved(&mut self) {
+        if let Some(bytes) = &self.unsaved {
+            match self.store.save(bytes) {
+                Ok(()) => {
+                    self.unsaved = None;
+                    self.store_failure = None;
+                }
+                Err(e) => self.store_failure = Some((e.kind(), e.to_string())),
+            }
+        }
+    }
+
     /// Acts on every queued output until the engine says `Timeout` (the core's rule:
     /// drain after every input, before the next one).
     fn drain(&mut self) {
+        self.retry_unsaved();
         loop {
             let output = match self.engine.poll_output(&mut self.buf) {
                 Ok(output) => output,
@@ -654,18 +737,21 @@ impl Actor {
                     });
                 }
                 Output::PersistSnapshot(bytes) => {
-                    self.store_failure = self
-                        .store
-                        .save(bytes)
-                        .err()
-                        .map(|e| (e.kind(), e.to_string()));
+                    let failed = self.store.save(bytes).err();
+                    // A newer snapshot supersedes one that could not be written.
+                    self.unsaved = failed.is_some().then(|| bytes.to_vec());
+                    self.store_failure = failed.map(|e| (e.kind(), e.to_string()));
                 }
                 Output::ClearStorage => {
+                    self.unsaved = None;
                     self.store_failure =
                         self.store.clear().err().map(|e| (e.kind(), e.to_string()));
                 }
                 Output::LoginStateChanged { to, .. } => {
                     self.state_tx.send_replace(to);
+                }
+                Output::SessionReplaced => {
+                    self.replaced_tx.send_modify(|n| *n += 1);
                 }
                 Output::OperationCompleted { op, result } => self.resolve(op, result),
                 Output::Timeout(deadline) => {

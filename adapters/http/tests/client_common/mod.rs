@@ -32,6 +32,11 @@ impl Server {
     /// Starts the server with `extra` arguments and waits for its
     /// `cloudbase-auth listening on http://ADDR` line.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        Self::start_on("127.0.0.1:0", data_dir, extra)
+    }
+
+    /// Like [`Server::start`], listening on `listen` (to restart on the same address).
+    pub fn start_on(listen: &str, data_dir: &Path, extra: &[&str]) -> Server {
         let log = data_dir.with_extension("log");
         let stderr = File::options()
             .create(true)
@@ -39,7 +44,7 @@ impl Server {
             .open(&log)
             .unwrap();
         let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--listen", listen, "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .env_remove("CLOUDBASE_AUTH_ADMIN_TOKEN")
@@ -102,9 +107,18 @@ impl Profile {
         }
     }
 
-    /// The snapshot file of [`ENV`].
+    /// The snapshot file of [`ENV`] on this profile's server.
     pub fn file(&self) -> PathBuf {
-        self.dir.join(format!("{ENV}.session"))
+        let name = cloudbase_auth_http::client::FileStore::file_name(&self.server, ENV)
+            .expect("a valid server URL");
+        self.dir.join(name)
+    }
+
+    /// Where a refused snapshot is kept.
+    pub fn corrupt_file(&self) -> PathBuf {
+        let mut name = self.file().into_os_string();
+        name.push(".corrupt");
+        PathBuf::from(name)
     }
 
     /// The command line `cloudbase-auth ARGS --server URL --env ENV --profile-dir DIR`.
