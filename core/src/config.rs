@@ -5,6 +5,22 @@ use crate::error::ApiMisuse;
 use crate::wire::{DEFAULT_API_PATH, DEFAULT_REGION};
 use heapless::String;
 
+/// How long before its expiry an access token is refreshed, unless configured
+/// otherwise (the official SDK's 30 s). Never earlier than half-way through the
+/// token's lifetime.
+pub const DEFAULT_REFRESH_MARGIN_MS: u64 = 30_000;
+/// How long a request may go without a reply before it fails as timed out, unless
+/// configured otherwise.
+pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 15_000;
+/// The first wait before a proactive refresh is retried after a network failure or a
+/// server in trouble; it doubles on every failure in a row.
+pub const RETRY_BACKOFF_MIN_MS: u64 = 1_000;
+/// The longest wait between proactive refresh retries.
+pub const RETRY_BACKOFF_MAX_MS: u64 = 300_000;
+/// No proactive refresh sooner than this after new credentials arrived: a server handing
+/// out zero-lifetime tokens gets one refresh a second, not a storm.
+pub const MIN_REFRESH_GAP_MS: u64 = 1_000;
+
 /// Engine settings. Build with [`Config::new`] and the `with_*` methods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -36,8 +52,8 @@ impl<'a> Config<'a> {
             env,
             client_id: None,
             api_path: DEFAULT_API_PATH,
-            refresh_margin_ms: 30_000,
-            request_timeout_ms: 15_000,
+            refresh_margin_ms: DEFAULT_REFRESH_MARGIN_MS,
+            request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
             anonymous_recovery: true,
         }
     }

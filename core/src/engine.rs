@@ -7,7 +7,10 @@
 //! sign-out bump it, so a late reply can never act on a newer session.
 
 use crate::capacity::*;
-use crate::config::{Config, checked_api_path, checked_id};
+use crate::config::{
+    Config, DEFAULT_REFRESH_MARGIN_MS, DEFAULT_REQUEST_TIMEOUT_MS, MIN_REFRESH_GAP_MS,
+    RETRY_BACKOFF_MAX_MS, RETRY_BACKOFF_MIN_MS, checked_api_path, checked_id,
+};
 use crate::error::{ApiMisuse, Error, ServerErrorKind, SnapshotError, TransportError};
 use crate::output::{Completion, Delivery, OpId, Output, RequestId, Transmit};
 use crate::rng::Rng;
@@ -144,12 +147,6 @@ impl Default for Engine {
 /// An empty profile to point at while the cache is evicted.
 static NO_PROFILE: Profile = Profile::EMPTY;
 
-const BACKOFF_MIN_MS: u64 = 1_000;
-/// No proactive refresh sooner than this after new credentials: a server handing out
-/// zero-lifetime tokens gets one refresh a second, not a storm.
-const MIN_REFRESH_GAP_MS: u64 = 1_000;
-const BACKOFF_MAX_MS: u64 = 300_000;
-
 fn checked_secret<const N: usize>(field: &'static str, s: &str) -> Result<String<N>, ApiMisuse> {
     if s.len() > N {
         return Err(ApiMisuse::InputTooLong {
@@ -173,8 +170,8 @@ impl Engine {
             client_id: String::new(),
             api_path: String::new(),
             device_id: String::new(),
-            refresh_margin_ms: 30_000,
-            request_timeout_ms: 15_000,
+            refresh_margin_ms: DEFAULT_REFRESH_MARGIN_MS,
+            request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
             anonymous_recovery: true,
             rng: Rng::UNSEEDED,
             now: 0,
@@ -187,7 +184,7 @@ impl Engine {
             waiters: Vec::new(),
             outputs: Deque::new(),
             retry_at: 0,
-            backoff_ms: BACKOFF_MIN_MS,
+            backoff_ms: RETRY_BACKOFF_MIN_MS,
         }
     }
 
@@ -792,7 +789,7 @@ impl Engine {
                 // Offline or server trouble: keep the session (a network error is not
                 // an auth failure) and back off before the next proactive try.
                 self.retry_at = self.now.saturating_add(self.backoff_ms);
-                self.backoff_ms = (self.backoff_ms * 2).min(BACKOFF_MAX_MS);
+                self.backoff_ms = (self.backoff_ms * 2).min(RETRY_BACKOFF_MAX_MS);
                 if f.task == Task::Link && matches!(&self.side, Side::Exchange(x) if x.exchanged) {
                     // Already bound; the fresh token can come later.
                     return self.finish(f, Ok(Completion::Linked));
@@ -923,7 +920,7 @@ impl Engine {
         self.tokens = Tokens::None;
         self.side = Side::Profile(Profile::EMPTY);
         self.retry_at = 0;
-        self.backoff_ms = BACKOFF_MIN_MS;
+        self.backoff_ms = RETRY_BACKOFF_MIN_MS;
         if self.state.is_signed_in() {
             self.set_state(LoginState::SignedOut);
         }
@@ -949,7 +946,7 @@ impl Engine {
     }
 
     fn fresh_credentials(&mut self) {
-        self.backoff_ms = BACKOFF_MIN_MS;
+        self.backoff_ms = RETRY_BACKOFF_MIN_MS;
         self.retry_at = self.now.saturating_add(MIN_REFRESH_GAP_MS);
     }
 
