@@ -1205,3 +1205,46 @@ async fn cors_allows_browser_callers() {
     assert_eq!(r.headers()["access-control-allow-origin"], "*");
     s.stop().await;
 }
+
+/// A provider token is taken only in the env it was issued for: presented anywhere
+/// else, it is refused and stays usable where it belongs.
+#[tokio::test]
+async fn a_provider_token_presented_in_another_env_stays_usable() {
+    const OTHER: &str = "other-env";
+    let s = TestServer::start().await;
+    let other = s
+        .api
+        .post(
+            &format!("/auth/v1/signin/anonymously?client_id={OTHER}"),
+            "{}",
+        )
+        .await;
+    assert_eq!(other.status, 200, "{}", other.text);
+    let pt = s.api.wechat_provider_token("o-provider-env-test").await;
+    let body = json!({"provider_token": pt}).to_string();
+    for path in [
+        format!("/auth/v1/signin/with/provider?client_id={OTHER}"),
+        format!("/auth/v1/signin/wechat/noauth?client_id={OTHER}"),
+        format!("/auth/v1/signin/anonymously?client_id={OTHER}"),
+    ] {
+        s.api
+            .post(&path, &body)
+            .await
+            .assert_error(400, "invalid_grant");
+    }
+    s.api
+        .post_bearer(
+            "/auth/v1/user/provider/bind",
+            &other.str("access_token"),
+            &body,
+        )
+        .await
+        .assert_error(400, "invalid_grant");
+    let signed = s.api.sign_in_with_provider(&pt).await;
+    assert_eq!(signed.status, 200, "{}", signed.text);
+    s.api
+        .sign_in_with_provider(&pt)
+        .await
+        .assert_error(400, "invalid_grant");
+    s.stop().await;
+}

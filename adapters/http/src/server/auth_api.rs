@@ -259,22 +259,18 @@ async fn provider_token(
     Ok(json_response(StatusCode::OK, &reply))
 }
 
-/// Takes a provider token once; it must belong to `env`.
+/// Takes a provider token of `env` once (a token of another env stays usable there).
 async fn take_grant(state: &AppState, env: &str, token: &str) -> Result<ProviderGrant, ApiError> {
     let invalid = || ApiError::invalid_grant("provider token invalid, expired or already used");
     if token.len() > PROVIDER_TOKEN_MAX || !is_token_safe(token) {
         return Err(invalid());
     }
-    let grant = state
+    state
         .store
-        .take_provider_grant(&hash_token(token), unix_now())
+        .take_provider_grant(&hash_token(token), env, unix_now())
         .await
         .map_err(|e| internal("reading a provider token", &e))?
-        .ok_or_else(invalid)?;
-    if grant.env != env {
-        return Err(invalid());
-    }
-    Ok(grant)
+        .ok_or_else(invalid)
 }
 
 async fn sign_in_with_provider(

@@ -247,10 +247,12 @@ pub trait Store: Send + Sync + 'static {
         grant: &ProviderGrant,
     ) -> Result<(), StoreError>;
 
-    /// Takes a provider token: returns it once if not expired, never again.
+    /// Takes a provider token issued for env `env`: returns it once if not expired,
+    /// never again. A token of another env is left as it is (and `None` returned).
     async fn take_provider_grant(
         &self,
         hash: &Hash,
+        env: &str,
         now: i64,
     ) -> Result<Option<ProviderGrant>, StoreError>;
 

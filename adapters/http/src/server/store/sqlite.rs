@@ -529,17 +529,19 @@ impl Store for SqliteStore {
     async fn take_provider_grant(
         &self,
         hash: &Hash,
+        env: &str,
         now: i64,
     ) -> Result<Option<ProviderGrant>, StoreError> {
-        let hash = *hash;
+        let (hash, env) = (*hash, env.to_owned());
         self.writer
             .write(move |conn| {
                 Box::pin(async move {
                     let row = sqlx::query(
-                        "DELETE FROM provider_tokens WHERE hash = ?
+                        "DELETE FROM provider_tokens WHERE hash = ? AND env = ?
                          RETURNING env, appid, openid, unionid, expires_at",
                     )
                     .bind(&hash[..])
+                    .bind(&env)
                     .fetch_optional(&mut *conn)
                     .await?;
                     let Some(row) = row else { return Ok(None) };
