@@ -6,7 +6,8 @@ use crate::server::config::{
     ADMIN_TOKEN_ENV, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_WECHAT_BASE_URL, WECHAT_APPS_ENV,
     WeChatApps, WeChatAppsError,
 };
-use crate::server::{RateLimits, ServeConfig, WeChatMode};
+use crate::server::keys::KeyError;
+use crate::server::{RateLimits, ServeConfig, StartError, WeChatMode};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -39,6 +40,7 @@ pub enum Command {
     /// Prints `cloudbase-auth listening on http://ADDR` on stdout once it accepts
     /// requests (and `admin token: …` when it generated one). Logs go to stderr.
     /// SIGINT/SIGTERM stop it gracefully.
+    #[command(after_help = SERVE_EXIT_CODES_HELP)]
     Serve(ServeArgs),
     /// The client commands: `login`, `link`, `whoami`, `token`, `logout`, `status`.
     #[cfg(feature = "client")]
@@ -132,8 +134,24 @@ pub struct ServeArgs {
     #[arg(long)]
     pub allow_remote_emulator: bool,
 
+    /// Start with a new, empty store although the signing key shows this data dir was
+    /// used before, when auth.db is missing or empty (without this flag the server
+    /// refuses: its users would be silently gone). Deletes nothing: to replace a damaged
+    /// store, move auth.db, auth.db-wal and auth.db-shm away first.
+    #[arg(long)]
+    pub reset_store: bool,
+
+    /// Generate a new token signing key when signing-key.ed25519 is missing although the
+    /// store holds users (without this flag the server refuses). Access tokens signed
+    /// with the lost key are refused until their holders refresh.
+    #[arg(long)]
+    pub new_signing_key: bool,
+
     /// Import users from FILE at start (the format of --export-on-exit and of
-    /// GET /emulator/v1/export).
+    /// GET /emulator/v1/export). The file is checked as the API would check it: a
+    /// duplicated uid, an openid given to two users, or two openids of one Mini
+    /// Program on one user are refused, every problem is listed, and nothing is
+    /// imported unless the whole file is accepted.
     #[arg(long, value_name = "FILE")]
     pub import: Option<PathBuf>,
 
@@ -161,6 +179,35 @@ pub struct ServeArgs {
     /// Log format on stderr (RUST_LOG sets the level, default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Human, value_name = "FORMAT")]
     pub log_format: LogFormat,
+}
+
+/// The exit codes of `serve`, as `serve --help` lists them.
+pub const SERVE_EXIT_CODES_HELP: &str = "\
+Exit codes of serve:
+  0  stopped cleanly (SIGINT/SIGTERM)
+  1  could not start or failed while serving (port in use, data dir in use by another
+     server, I/O errors)
+  2  invalid flags or configuration (including an --import file that is refused)
+  3  the data dir needs attention: the store is damaged (failed its integrity check),
+     or the store or the signing key is missing although the other shows the dir was
+     used; the message says how to recover";
+
+/// The exit code of a `serve` that could not start (see [`SERVE_EXIT_CODES_HELP`]).
+pub fn serve_exit_code(error: &StartError) -> u8 {
+    match error {
+        StartError::RemoteEmulator(_)
+        | StartError::NoWeChatApps
+        | StartError::BadEnv(_)
+        | StartError::BadAdminToken
+        | StartError::BadTtl
+        | StartError::BadWeChatBaseUrl(_)
+        | StartError::Import { .. } => 2,
+        StartError::StoreDamaged(_)
+        | StartError::StoreMissing { .. }
+        | StartError::KeyMissing { .. }
+        | StartError::Key(KeyError::Corrupt(_)) => 3,
+        _ => 1,
+    }
 }
 
 /// A `--listen` value: `IP:PORT`, or `localhost:PORT` for 127.0.0.1.
@@ -235,6 +282,8 @@ impl ServeArgs {
         config.wechat.emulator_quota_per_minute = self.wechat_emulator_quota;
         config.wechat.emulator_code_ttl = self.wechat_code_ttl;
         config.allow_remote_emulator = self.allow_remote_emulator;
+        config.reset_store = self.reset_store;
+        config.new_signing_key = self.new_signing_key;
         config.import = self.import.clone();
         config.export_on_exit = self.export_on_exit.clone();
         config.admin_token = env(ADMIN_TOKEN_ENV).filter(|t| !t.is_empty());

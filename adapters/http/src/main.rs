@@ -1,8 +1,8 @@
 //! `cloudbase-auth`: the command-line entry point. See `cloudbase-auth --help`.
 
 use clap::Parser as _;
-use cloudbase_auth_http::cli::{Cli, Command, LogFormat, ServeArgs};
-use cloudbase_auth_http::server::{Server, StartError};
+use cloudbase_auth_http::cli::{Cli, Command, LogFormat, ServeArgs, serve_exit_code};
+use cloudbase_auth_http::server::Server;
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
@@ -41,19 +41,6 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn is_usage_error(e: &StartError) -> bool {
-    matches!(
-        e,
-        StartError::RemoteEmulator(_)
-            | StartError::NoWeChatApps
-            | StartError::BadEnv(_)
-            | StartError::BadAdminToken
-            | StartError::BadTtl
-            | StartError::BadWeChatBaseUrl(_)
-            | StartError::Import { .. }
-    )
-}
-
 fn serve(args: &ServeArgs) -> ExitCode {
     init_logging(args.log_format);
     let config = match args.to_config() {
@@ -79,7 +66,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
             Ok(server) => server,
             Err(e) => {
                 eprintln!("cloudbase-auth: {e}");
-                return ExitCode::from(if is_usage_error(&e) { 2 } else { 1 });
+                return ExitCode::from(serve_exit_code(&e));
             }
         };
         let mut out = std::io::stdout().lock();

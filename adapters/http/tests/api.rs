@@ -1248,3 +1248,24 @@ async fn a_provider_token_presented_in_another_env_stays_usable() {
         .assert_error(400, "invalid_grant");
     s.stop().await;
 }
+
+/// One server per data dir: a second one is refused with the dir and the fix named;
+/// the lock goes with the first server's shutdown.
+#[tokio::test]
+async fn a_data_dir_serves_one_server_at_a_time() {
+    let s = TestServer::start().await;
+    let err = cloudbase_auth_http::server::Server::start(TestServer::config(s.dir.path()))
+        .await
+        .expect_err("a second server on the same data dir");
+    let message = err.to_string();
+    assert!(
+        message.contains(&s.data_dir().display().to_string()),
+        "{message}"
+    );
+    assert!(message.contains("--data-dir"), "{message}");
+    // The first server is unaffected; once it stops, the dir is free.
+    assert_eq!(s.api.sign_in_anonymously().await.status, 200);
+    let s = s.restart_with(|_| {}).await;
+    assert_eq!(s.api.get("/healthz").await.status, 200);
+    s.stop().await;
+}

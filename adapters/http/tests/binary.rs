@@ -34,6 +34,10 @@ fn help_explains_every_flag() {
         "--signin-rate-per-ip",
         "--signin-rate-per-device",
         "--request-timeout",
+        "--reset-store",
+        "--new-signing-key",
+        "Exit codes of serve",
+        "the store is damaged",
     ] {
         assert!(
             help.contains(needle),
@@ -497,4 +501,159 @@ async fn acknowledged_tokens_survive_sigkill() {
     );
     assert_eq!(lost, 0);
     assert!(restarted.terminate().success());
+}
+
+/// Runs `serve` on `data` with `args`, expecting it to refuse to start: returns its exit
+/// code, stdout and stderr. A server that starts instead fails the test.
+fn refused_start(data: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let mut child = binary()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .args(args)
+        .env_remove("CLOUDBASE_AUTH_ADMIN_TOKEN")
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "serve {args:?} started instead of refusing:\n{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The store and the signing key are created together, so each vouches for the other:
+/// a store that fails SQLite's integrity check, a store lost next to its key, or a key
+/// lost next to a store's users stops the start with the cause, the fix and exit code 3
+/// (the data dir needs attention). A key other users may read is served with a warning.
+#[tokio::test]
+async fn a_damaged_or_lost_store_or_key_is_refused_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = BinServer::spawn(&data, &dir.path().join("stderr.log"), &[], &[]);
+    let signed = server.api().sign_in_anonymously().await;
+    assert_eq!(signed.status, 200);
+    assert!(server.terminate().success());
+    let db = data.join("auth.db");
+    let key = data.join("signing-key.ed25519");
+    assert!(
+        std::fs::metadata(data.join("auth.db-wal")).map_or(true, |m| m.len() == 0),
+        "a clean shutdown leaves everything in auth.db"
+    );
+    let pristine = std::fs::read(&db).unwrap();
+    let restore = || {
+        for derived in ["auth.db-wal", "auth.db-shm"] {
+            let _ = std::fs::remove_file(data.join(derived));
+        }
+        std::fs::write(&db, &pristine).unwrap();
+    };
+    let expect_refusal = |args: &[&str], needles: &[&str]| {
+        let (code, stdout, stderr) = refused_start(&data, args);
+        assert_eq!(code, Some(3), "{stderr}");
+        assert!(stdout.is_empty(), "nothing listened: {stdout}");
+        for needle in needles {
+            assert!(stderr.contains(needle), "`{needle}` missing from: {stderr}");
+        }
+    };
+
+    // The store truncated to nothing, then gone: its users would be silently lost.
+    let store_gone = ["missing or empty", "--reset-store", db.to_str().unwrap()];
+    std::fs::write(&db, b"").unwrap();
+    expect_refusal(&[], &store_gone);
+    std::fs::remove_file(&db).unwrap();
+    expect_refusal(&[], &store_gone);
+    // Unless told to start over.
+    let fresh = BinServer::spawn(
+        &data,
+        &dir.path().join("fresh.log"),
+        &["--reset-store"],
+        &[],
+    );
+    let api = fresh.api();
+    api.me(&signed.str("access_token"))
+        .await
+        .assert_error(401, "unauthenticated");
+    let users = api
+        .get_bearer("/emulator/v1/users", fresh.admin_token.as_deref().unwrap())
+        .await;
+    assert_eq!(users.body["users"], json!([]));
+    assert!(fresh.terminate().success());
+
+    // Damage: 200 bytes of noise over the third page, or a smashed file header.
+    restore();
+    let mut damaged = pristine.clone();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for byte in &mut damaged[2 * 4096..2 * 4096 + 200] {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *byte = x as u8;
+    }
+    std::fs::write(&db, &damaged).unwrap();
+    expect_refusal(
+        &[],
+        &["damaged", "integrity check", "--reset-store", "backup"],
+    );
+    let mut damaged = pristine.clone();
+    damaged[..16].fill(0);
+    std::fs::write(&db, &damaged).unwrap();
+    expect_refusal(&[], &["damaged", "--reset-store"]);
+    // --reset-store never replaces a store that is there, damaged or not.
+    expect_refusal(&["--reset-store"], &["damaged"]);
+    assert_eq!(std::fs::read(&db).unwrap(), damaged, "left as it was");
+
+    // The signing key gone while the store holds a user: every token would break.
+    restore();
+    let saved_key = std::fs::read(&key).unwrap();
+    std::fs::remove_file(&key).unwrap();
+    expect_refusal(
+        &[],
+        &["signing key", "missing", "1 users", "--new-signing-key"],
+    );
+    let rekeyed = BinServer::spawn(
+        &data,
+        &dir.path().join("rekeyed.log"),
+        &["--new-signing-key"],
+        &[],
+    );
+    let api = rekeyed.api();
+    api.me(&signed.str("access_token"))
+        .await
+        .assert_error(401, "unauthenticated");
+    let refreshed = api.refresh(&signed.str("refresh_token")).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text);
+    assert_eq!(api.me(&refreshed.str("access_token")).await.status, 200);
+    assert!(rekeyed.terminate().success());
+
+    // A key file other users can read: served, with a warning naming the fix.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::write(&key, &saved_key).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        restore();
+        let open = BinServer::spawn(&data, &dir.path().join("open.log"), &[], &[]);
+        assert_eq!(open.api().me(&signed.str("access_token")).await.status, 200);
+        let logs = open.stderr();
+        assert!(open.terminate().success());
+        assert!(
+            logs.contains("accessible to other users") && logs.contains("chmod 600"),
+            "{logs}"
+        );
+    }
 }

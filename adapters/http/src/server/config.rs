@@ -204,6 +204,14 @@ pub struct ServeConfig {
     pub wechat: WeChatConfig,
     /// Allow a non-loopback listen address in emulated mode.
     pub allow_remote_emulator: bool,
+    /// Start with a new, empty store when the database is missing or empty although
+    /// the signing key shows the data dir was used before (otherwise that refuses to
+    /// start). Deletes nothing.
+    pub reset_store: bool,
+    /// Generate a new signing key when the key file is missing although the store holds
+    /// users (otherwise that refuses to start). Access tokens signed with the old key
+    /// are then refused.
+    pub new_signing_key: bool,
     /// Users to import at start (the export format).
     pub import: Option<PathBuf>,
     /// Where to export all users on shutdown.
@@ -232,6 +240,8 @@ impl ServeConfig {
             provider_token_ttl: Duration::from_secs(300),
             wechat: WeChatConfig::default(),
             allow_remote_emulator: false,
+            reset_store: false,
+            new_signing_key: false,
             import: None,
             export_on_exit: None,
             admin_token: None,

@@ -181,7 +181,7 @@ mod tests {
     #[test]
     fn round_trip_and_refusals() {
         let dir = tempfile::tempdir().unwrap();
-        let keys = SigningKeys::load_or_create(dir.path()).unwrap();
+        let keys = SigningKeys::create(dir.path()).unwrap();
         let t = sign(&keys, &claims(200)).unwrap();
         assert!(cloudbase_auth_core::wire::is_token_safe(&t));
         assert_eq!(
@@ -198,7 +198,7 @@ mod tests {
             Err(JwtError::WrongIssuer)
         );
         let other_dir = tempfile::tempdir().unwrap();
-        let other = SigningKeys::load_or_create(other_dir.path()).unwrap();
+        let other = SigningKeys::create(other_dir.path()).unwrap();
         assert_eq!(
             verify(&other, "iss", &t, 150, Expiry::Enforce),
             Err(JwtError::UnknownKey)

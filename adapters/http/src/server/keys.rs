@@ -30,7 +30,9 @@ pub enum KeyError {
     },
     /// The key file is not one base64url line of 32 bytes.
     #[error(
-        "signing key file {0} is corrupt (expected one base64url line of 32 bytes); move it away to generate a new key"
+        "signing key file {0} is corrupt (expected one base64url line of 32 bytes): restore it from a \
+         backup of the data dir, or move it away and start with --new-signing-key (every access token \
+         issued so far is then refused until its holder refreshes)"
     )]
     Corrupt(PathBuf),
     /// No entropy to generate a key.
@@ -46,13 +48,9 @@ pub(crate) struct SigningKeys {
 }
 
 impl SigningKeys {
-    /// Loads `dir/KEY_FILE`, or creates it (0600) with a fresh key.
-    pub(crate) fn load_or_create(dir: &Path) -> Result<Self, KeyError> {
+    /// Loads `dir/KEY_FILE`; `None` if there is no such file.
+    pub(crate) fn load(dir: &Path) -> Result<Option<Self>, KeyError> {
         let path = dir.join(KEY_FILE);
-        let io = |source| KeyError::Io {
-            path: path.clone(),
-            source,
-        };
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 let seed: [u8; 32] = URL_SAFE_NO_PAD
@@ -60,18 +58,26 @@ impl SigningKeys {
                     .ok()
                     .and_then(|b| b.try_into().ok())
                     .ok_or_else(|| KeyError::Corrupt(path.clone()))?;
-                Ok(Self::from_seed(&seed))
+                Ok(Some(Self::from_seed(&seed)))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let seed = random_bytes::<32>().map_err(|_| KeyError::Random)?;
-                let mut file = create_private(&path).map_err(io)?;
-                file.write_all(format!("{}\n", b64url(&seed)).as_bytes())
-                    .and_then(|()| file.sync_all())
-                    .map_err(io)?;
-                Ok(Self::from_seed(&seed))
-            }
-            Err(e) => Err(io(e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(KeyError::Io { path, source }),
         }
+    }
+
+    /// Creates `dir/KEY_FILE` (0600) with a fresh key; fails if the file exists.
+    pub(crate) fn create(dir: &Path) -> Result<Self, KeyError> {
+        let path = dir.join(KEY_FILE);
+        let io = |source| KeyError::Io {
+            path: path.clone(),
+            source,
+        };
+        let seed = random_bytes::<32>().map_err(|_| KeyError::Random)?;
+        let mut file = create_private(&path).map_err(io)?;
+        file.write_all(format!("{}\n", b64url(&seed)).as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(io)?;
+        Ok(Self::from_seed(&seed))
     }
 
     fn from_seed(seed: &[u8; 32]) -> Self {
@@ -143,8 +149,13 @@ mod tests {
     #[test]
     fn key_is_created_once_and_reloaded() {
         let dir = tempfile::tempdir().unwrap();
-        let a = SigningKeys::load_or_create(dir.path()).unwrap();
-        let b = SigningKeys::load_or_create(dir.path()).unwrap();
+        assert!(SigningKeys::load(dir.path()).unwrap().is_none());
+        let a = SigningKeys::create(dir.path()).unwrap();
+        let b = SigningKeys::load(dir.path()).unwrap().expect("created");
+        assert!(
+            SigningKeys::create(dir.path()).is_err(),
+            "never overwritten"
+        );
         assert_eq!(a.kid(), b.kid());
         assert_eq!(a.kid().len(), 43);
         let sig = a.sign(b"msg");
@@ -162,7 +173,7 @@ mod tests {
         }
         std::fs::write(dir.path().join(KEY_FILE), "garbage").unwrap();
         assert!(matches!(
-            SigningKeys::load_or_create(dir.path()),
+            SigningKeys::load(dir.path()),
             Err(KeyError::Corrupt(_))
         ));
     }

@@ -15,6 +15,7 @@
 
 mod auth_api;
 pub mod config;
+mod datadir;
 pub mod demo;
 pub mod emulator_api;
 mod error;
@@ -34,13 +35,14 @@ pub mod transfer;
 mod wechat;
 
 pub use config::{RateLimits, ServeConfig, WeChatApps, WeChatConfig, WeChatMode};
+pub use datadir::LOCK_FILE;
 
 use state::{AppState, Envs, unix_now};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use store::{SqliteStore, Store, StoreError};
+use store::{OpenError, SqliteStore, Store, StoreError};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wechat::{Code2Session, RealWeChat, WeChatEmulator};
@@ -85,6 +87,57 @@ pub enum StartError {
         path: PathBuf,
         /// The OS error.
         source: std::io::Error,
+    },
+    /// Another server holds the data dir's lock.
+    #[error(
+        "data dir {} is in use by another cloudbase-auth server (which holds the lock on {}): two \
+         servers on one store would each miss what the other writes. Stop the other server, or \
+         give this one its own --data-dir", .0.display(), .0.join(LOCK_FILE).display()
+    )]
+    DataDirInUse(PathBuf),
+    /// The data dir's lock file could not be opened or locked.
+    #[error(
+        "cannot lock data dir {path}: {source} (the data dir must be on a local file system that \
+         supports advisory locks)"
+    )]
+    DataDirLock {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The store failed its integrity check (or is not a SQLite database).
+    #[error(
+        "refusing to serve a damaged store: {0}. Restore the data dir from a backup; or keep the \
+         damaged files for recovery (e.g. `sqlite3 auth.db .recover`), move auth.db, auth.db-wal \
+         and auth.db-shm out of the data dir and start with --reset-store to begin with an empty \
+         store"
+    )]
+    StoreDamaged(#[source] OpenError),
+    /// The store is missing or empty while the signing key shows the data dir was in use.
+    #[error(
+        "the store {store} is missing or empty, but the signing key {key} shows this data dir was \
+         used before: its users and sessions are gone. Restore auth.db from a backup, or start with \
+         --reset-store to begin with an empty store"
+    )]
+    StoreMissing {
+        /// The database file.
+        store: PathBuf,
+        /// The signing key file.
+        key: PathBuf,
+    },
+    /// The signing key is missing while the store holds users.
+    #[error(
+        "the signing key {path} is missing, but the store holds {users} users: a new key would make \
+         every access token issued so far invalid. Restore the key file from a backup of the data \
+         dir, or start with --new-signing-key to generate a new one (access tokens issued so far \
+         are then refused until their holders refresh)"
+    )]
+    KeyMissing {
+        /// The signing key file.
+        path: PathBuf,
+        /// How many users the store holds.
+        users: u64,
     },
     /// The signing key could not be loaded or created.
     #[error(transparent)]
@@ -151,17 +204,6 @@ impl std::fmt::Debug for Server {
             .field("addr", &self.addr)
             .finish_non_exhaustive()
     }
-}
-
-fn create_data_dir(path: &std::path::Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt as _;
-        builder.mode(0o700);
-    }
-    builder.create(path)
 }
 
 fn check_config(config: &ServeConfig) -> Result<(), StartError> {
@@ -283,6 +325,7 @@ impl Server {
             None => Ok(()),
         };
         self.state.store.close().await;
+        self.state.release_dir_lock();
         tracing::info!("server stopped");
         served.and(exported)
     }
@@ -294,16 +337,96 @@ struct Opened {
     admin_token_generated: bool,
 }
 
-/// Everything [`Server::start`] does before binding: checks the config, creates the data
-/// dir, loads the key, opens and migrates the store, imports, sets WeChat up.
+/// Everything [`Server::start`] does before binding: checks the config, creates and
+/// locks the data dir, checks what it holds, opens the store (checking its integrity)
+/// and the key, imports, sets WeChat up.
 async fn open(config: ServeConfig) -> Result<Opened, StartError> {
     check_config(&config)?;
-    create_data_dir(&config.data_dir).map_err(|source| StartError::DataDir {
-        path: config.data_dir.clone(),
+    let dir = &config.data_dir;
+    let dir_error = |source| StartError::DataDir {
+        path: dir.clone(),
         source,
+    };
+    datadir::create(dir).map_err(dir_error)?;
+    let lock = datadir::DirLock::acquire(dir).map_err(|e| match e {
+        datadir::LockError::Held => StartError::DataDirInUse(dir.clone()),
+        datadir::LockError::Io(source) => StartError::DataDirLock {
+            path: dir.clone(),
+            source,
+        },
     })?;
-    let keys = keys::SigningKeys::load_or_create(&config.data_dir)?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir).await?);
+    let found = datadir::Contents::read(dir).map_err(dir_error)?;
+    if found.key && found.store != datadir::StoreFile::Present {
+        if !config.reset_store {
+            return Err(StartError::StoreMissing {
+                store: dir.join(store::DB_FILE),
+                key: dir.join(keys::KEY_FILE),
+            });
+        }
+        tracing::warn!(
+            data_dir = %dir.display(),
+            "starting with a new, empty store next to an existing signing key (--reset-store)"
+        );
+    }
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir).await.map_err(|e| match e {
+        OpenError::Store(e) => StartError::Store(e),
+        damaged => StartError::StoreDamaged(damaged),
+    })?);
+    match open_with_store(config, store.clone(), lock).await {
+        Ok(opened) => Ok(opened),
+        Err(e) => {
+            store.close().await;
+            Err(e)
+        }
+    }
+}
+
+/// The signing key of `dir`: loaded (with a warning if other users may read it), or
+/// created if there is none and the store has no users (or `--new-signing-key`).
+async fn signing_keys(
+    config: &ServeConfig,
+    store: &dyn Store,
+) -> Result<keys::SigningKeys, StartError> {
+    let dir = &config.data_dir;
+    let path = dir.join(keys::KEY_FILE);
+    if let Some(keys) = keys::SigningKeys::load(dir)? {
+        // A warning rather than a refusal: the data dir itself is 0700, and a key
+        // mounted from a secret store may have a mode this server cannot change.
+        match datadir::open_to_others(&path) {
+            Ok(Some(mode)) => tracing::warn!(
+                path = %path.display(),
+                mode = %format_args!("{mode:04o}"),
+                "the signing key file is accessible to other users: whoever reads it can forge \
+                 access tokens for every user; run `chmod 600` on it"
+            ),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read the signing key file's permissions")
+            }
+        }
+        return Ok(keys);
+    }
+    let users = store.count_users().await?;
+    if users > 0 {
+        if !config.new_signing_key {
+            return Err(StartError::KeyMissing { path, users });
+        }
+        tracing::warn!(
+            users,
+            "generating a new signing key (--new-signing-key): access tokens issued before are \
+             refused until their holders refresh"
+        );
+    }
+    Ok(keys::SigningKeys::create(dir)?)
+}
+
+/// [`open`] once the store is open (which the caller closes on failure).
+async fn open_with_store(
+    config: ServeConfig,
+    store: Arc<dyn Store>,
+    lock: datadir::DirLock,
+) -> Result<Opened, StartError> {
+    let keys = signing_keys(&config, store.as_ref()).await?;
     for env in &config.envs {
         store.ensure_env(env, unix_now()).await?;
     }
@@ -354,6 +477,7 @@ async fn open(config: ServeConfig) -> Result<Opened, StartError> {
 
     let state = Arc::new(AppState {
         envs: Envs::new(&config.envs),
+        dir_lock: std::sync::Mutex::new(Some(lock)),
         ip_limit: ratelimit::RateLimiter::new(config.rate_limits.per_ip_per_minute),
         device_limit: ratelimit::RateLimiter::new(config.rate_limits.per_device_per_minute),
         config,

@@ -1,6 +1,7 @@
 //! What every handler shares: settings, store, signing key, WeChat, limits, envs.
 
 use super::config::ServeConfig;
+use super::datadir::DirLock;
 use super::error::ApiError;
 use super::keys::SigningKeys;
 use super::ratelimit::RateLimiter;
@@ -95,4 +96,18 @@ pub(crate) struct AppState {
     pub(crate) device_limit: RateLimiter,
     /// Bearer token of the admin routes (emulated mode only).
     pub(crate) admin_token: Option<String>,
+    /// The data dir's lock, held until the store is closed.
+    pub(crate) dir_lock: Mutex<Option<DirLock>>,
+}
+
+impl AppState {
+    /// Releases the data dir's lock (once the store is closed).
+    pub(crate) fn release_dir_lock(&self) {
+        drop(
+            self.dir_lock
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
+    }
 }

@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 pub(crate) const ENV: &str = "test-env-1a2b";
 pub(crate) const APPID: &str = "wx0123456789abcdef";
 
-/// A reply: status and parsed JSON body (`Value::Null` if not JSON).
+/// A reply: status, headers and parsed JSON body (`Value::Null` if not JSON).
 #[derive(Debug, Clone)]
 pub(crate) struct Reply {
     pub(crate) status: u16,
+    pub(crate) headers: reqwest::header::HeaderMap,
     pub(crate) body: Value,
     pub(crate) text: String,
 }
@@ -61,9 +62,15 @@ impl Api {
     pub(crate) async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
         let resp = req.send().await.expect("request sent");
         let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
         let text = resp.text().await.expect("body read");
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply { status, body, text }
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
     }
 
     pub(crate) async fn post(&self, path: &str, body: &str) -> Reply {
@@ -182,7 +189,14 @@ impl TestServer {
     }
 
     pub(crate) async fn start_with(tweak: impl FnOnce(&mut ServeConfig)) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(tempfile::tempdir().expect("tempdir"), tweak).await
+    }
+
+    /// A server on `dir/data` (which may hold an earlier server's data).
+    pub(crate) async fn start_in(
+        dir: tempfile::TempDir,
+        tweak: impl FnOnce(&mut ServeConfig),
+    ) -> Self {
         let mut config = Self::config(dir.path());
         tweak(&mut config);
         let server = Server::start(config).await.expect("server starts");
@@ -192,6 +206,32 @@ impl TestServer {
             server: Some(server),
             dir,
         }
+    }
+
+    /// Stops this server and starts another on the same data dir with `tweak`.
+    pub(crate) async fn restart_with(self, tweak: impl FnOnce(&mut ServeConfig)) -> Self {
+        let Self { server, dir, .. } = self;
+        if let Some(server) = server {
+            server.shutdown().await.expect("clean shutdown");
+        }
+        Self::start_in(dir, tweak).await
+    }
+
+    /// How many rows `table` of the store holds (read through a connection of its own).
+    pub(crate) async fn count_rows(&self, table: &str) -> i64 {
+        use sqlx::ConnectOptions as _;
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(
+                self.data_dir()
+                    .join(cloudbase_auth_http::server::store::DB_FILE),
+            )
+            .read_only(true);
+        let mut conn = options.connect().await.expect("store opens read-only");
+        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&mut conn)
+            .await
+            .expect("count");
+        n
     }
 
     pub(crate) fn data_dir(&self) -> PathBuf {

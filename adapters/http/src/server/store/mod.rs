@@ -8,7 +8,7 @@
 mod sqlite;
 mod writer;
 
-pub use sqlite::{DB_FILE, SqliteStore};
+pub use sqlite::{DB_FILE, OpenError, SqliteStore};
 
 use super::secrets::Hash;
 
@@ -198,6 +198,9 @@ pub enum BindOutcome {
 pub trait Store: Send + Sync + 'static {
     /// Creates the env row if missing.
     async fn ensure_env(&self, env: &str, now: i64) -> Result<(), StoreError>;
+
+    /// How many users there are.
+    async fn count_users(&self) -> Result<u64, StoreError>;
 
     /// Creates an anonymous user and its first session family.
     async fn create_anonymous(

@@ -22,9 +22,9 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::{ConnectOptions as _, Row as _};
+use sqlx::{ConnectOptions as _, Connection as _, Row as _};
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Name of the database file inside the data dir.
@@ -50,17 +50,63 @@ pub struct SqliteStore {
     reader: SqlitePool,
 }
 
+/// Why [`SqliteStore::open`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The database file is not an intact SQLite database: SQLite refused it or its
+    /// integrity check (`PRAGMA quick_check`) found damage.
+    #[error("{path} is damaged: {detail}")]
+    Damaged {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite found (page numbers, table names; never row contents).
+        detail: String,
+    },
+    /// Anything else (permissions, a full disk, a failed migration).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Most lines of `quick_check` output quoted in [`OpenError::Damaged`].
+const DAMAGE_LINES_MAX: usize = 3;
+
+/// Whether `e` is SQLite saying the file is damaged or not a database at all
+/// (`SQLITE_CORRUPT`, `SQLITE_NOTADB`, with any extended code).
+fn is_damage(e: &sqlx::Error) -> bool {
+    const SQLITE_CORRUPT: i32 = 11;
+    const SQLITE_NOTADB: i32 = 26;
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .and_then(|c| c.parse::<i32>().ok())
+        .is_some_and(|c| matches!(c & 0xff, SQLITE_CORRUPT | SQLITE_NOTADB))
+}
+
 impl SqliteStore {
-    /// Opens (creating if needed, mode 0600) `dir/auth.db` and applies the migrations.
-    pub async fn open(dir: &Path) -> Result<Self, StoreError> {
+    /// Opens (creating if needed, mode 0600) `dir/auth.db`, checks its integrity
+    /// (`PRAGMA quick_check`: every page and record well formed, in time linear in the
+    /// file's size) and applies the migrations. A damaged database is refused, never
+    /// served or written to.
+    pub async fn open(dir: &Path) -> Result<Self, OpenError> {
         let path = dir.join(DB_FILE);
         // Create the file ourselves so it (and the WAL/SHM files SQLite derives from
         // it) is readable by the owner only.
         match crate::server::keys::create_private(&path) {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(StoreError::new(format!("{}: {e}", path.display()))),
+            Err(e) => return Err(StoreError::new(format!("{}: {e}", path.display())).into()),
         }
+        let damaged = |detail: String| OpenError::Damaged {
+            path: path.clone(),
+            detail,
+        };
+        let checked = |e: sqlx::Error| {
+            if is_damage(&e) {
+                damaged(e.to_string())
+            } else {
+                OpenError::Store(e.into())
+            }
+        };
         let options = SqliteConnectOptions::new()
             .filename(&path)
             .create_if_missing(true)
@@ -69,14 +115,38 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5))
             .disable_statement_logging();
-        let mut conn = options.connect().await?;
-        sqlx::migrate!("./migrations").run(&mut conn).await?;
+        let mut conn = options.connect().await.map_err(checked)?;
+        let findings: Vec<String> = sqlx::query_scalar("PRAGMA quick_check")
+            .fetch_all(&mut conn)
+            .await
+            .map_err(checked)?;
+        if findings != ["ok"] {
+            let mut detail = findings
+                .iter()
+                .take(DAMAGE_LINES_MAX)
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join("; ");
+            if findings.len() > DAMAGE_LINES_MAX {
+                detail.push_str(&format!(
+                    " (and {} more findings)",
+                    findings.len() - DAMAGE_LINES_MAX
+                ));
+            }
+            let _ = conn.close().await;
+            return Err(damaged(format!("integrity check failed: {detail}")));
+        }
+        sqlx::migrate!("./migrations")
+            .run(&mut conn)
+            .await
+            .map_err(StoreError::from)?;
         let writer = Writer::spawn(conn);
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
-            .await?;
+            .await
+            .map_err(checked)?;
         Ok(Self { writer, reader })
     }
 }
@@ -380,6 +450,13 @@ impl Store for SqliteStore {
                 })
             })
             .await
+    }
+
+    async fn count_users(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     async fn create_anonymous(
