@@ -267,9 +267,19 @@ async fn refresh_errors_are_typed() {
         )
         .await
         .assert_error(400, "invalid_argument");
-    // A refresh token of another env is refused (and not consumed).
+    // A refresh token presented in another env is refused (and not consumed), whether
+    // that env exists or not.
     let other_env =
         json!({"client_id": "other-env", "grant_type": "refresh_token", "refresh_token": rt});
+    s.api
+        .post("/auth/v1/token?client_id=other-env", &other_env.to_string())
+        .await
+        .assert_error(400, "invalid_grant");
+    let created = s
+        .api
+        .post("/auth/v1/signin/anonymously?client_id=other-env", "{}")
+        .await;
+    assert_eq!(created.status, 200, "{}", created.text);
     s.api
         .post("/auth/v1/token?client_id=other-env", &other_env.to_string())
         .await
@@ -1203,6 +1213,242 @@ async fn cors_allows_browser_callers() {
         .await
         .unwrap();
     assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    s.stop().await;
+}
+
+// ----- envs: which exist, which are served ------------------------------------------------------
+
+/// An env comes into being with its first user; requests anyone can send without
+/// signing in (and sign-ins that fail) name unknown envs without writing anything.
+#[tokio::test]
+async fn unknown_envs_are_refused_without_a_write() {
+    let s = TestServer::start_with(|c| {
+        c.rate_limits.per_ip_per_minute = 0;
+        c.rate_limits.per_device_per_minute = 0;
+    })
+    .await;
+    let signed = s.api.sign_in_anonymously().await;
+    let (at, rt) = (signed.str("access_token"), signed.str("refresh_token"));
+    let envs_before = s.count_rows("envs").await;
+    let tokens_before = s.count_rows("provider_tokens").await;
+    assert_eq!(envs_before, 1);
+
+    let requests: Vec<(String, String)> = (0..1_000)
+        .map(|i| {
+            let env = format!("ghost-{i}");
+            match i % 6 {
+                0 => (
+                    format!("/auth/v1/token?client_id={env}"),
+                    json!({"client_id": env, "grant_type": "refresh_token", "refresh_token": rt})
+                        .to_string(),
+                ),
+                1 => (
+                    format!("/auth/v1/revoke?client_id={env}"),
+                    json!({"token": at}).to_string(),
+                ),
+                2 => (
+                    format!("/auth/v1/revoke?client_id={env}"),
+                    json!({"token": rt}).to_string(),
+                ),
+                // Sign-ins that fail do not create their env either.
+                3 => (
+                    format!("/auth/v1/signin/with/provider?client_id={env}"),
+                    json!({"provider_token": "not-a-provider-token"}).to_string(),
+                ),
+                4 => (
+                    format!("/auth/v1/signin/anonymously?client_id={env}"),
+                    json!({"provider_token": "not-a-provider-token"}).to_string(),
+                ),
+                _ => (
+                    format!("/auth/v1/provider/token?client_id={env}"),
+                    json!({"provider_id": APPID, "provider_code": "not-a-code",
+                           "provider_params": {"provider_code_type": "open_id", "appid": APPID}})
+                    .to_string(),
+                ),
+            }
+        })
+        .collect();
+    let requests = std::sync::Arc::new(requests);
+    let workers = (0..8).map(|w| {
+        let (api, requests) = (s.api.clone(), requests.clone());
+        async move {
+            let mut replies = Vec::new();
+            for (path, body) in requests.iter().skip(w).step_by(8) {
+                replies.push((path.clone(), api.post(path, body).await));
+            }
+            replies
+        }
+    });
+    let replies: Vec<(String, common::Reply)> = futures_join_all(workers)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(replies.len(), 1_000);
+
+    assert_eq!(
+        s.count_rows("envs").await,
+        envs_before,
+        "no env was created"
+    );
+    assert_eq!(s.count_rows("provider_tokens").await, tokens_before);
+    for (path, reply) in &replies {
+        // A CloudBase error body each: revoke names an env that does not exist; a
+        // refresh token or provider grant of such an env cannot exist.
+        let name = if path.starts_with("/auth/v1/revoke") {
+            "invalid_argument"
+        } else {
+            "invalid_grant"
+        };
+        reply.assert_error(400, name);
+    }
+    // The known env still works, and a successful sign-in still creates its env.
+    assert_eq!(s.api.refresh(&rt).await.status, 200);
+    let created = s
+        .api
+        .post("/auth/v1/signin/anonymously?client_id=ghost-new", "{}")
+        .await;
+    assert_eq!(created.status, 200, "{}", created.text);
+    assert_eq!(s.count_rows("envs").await, envs_before + 1);
+    let revoke = s
+        .api
+        .post(
+            "/auth/v1/revoke?client_id=ghost-new",
+            &json!({"token": created.str("refresh_token")}).to_string(),
+        )
+        .await;
+    assert_eq!(revoke.status, 200, "{}", revoke.text);
+    s.stop().await;
+}
+
+/// One rule for every route: the env a request acts in (its `client_id`, or the `aud`
+/// of its access token) must be served. After a restart with `--env A`, a session of
+/// env B is refused everywhere and left as it was.
+#[tokio::test]
+async fn every_route_serves_only_the_served_envs() {
+    const A: &str = "served-env-a";
+    const B: &str = "unserved-env-b";
+    let s = TestServer::start().await;
+    let sign_in = |env: &'static str| {
+        let api = s.api.clone();
+        async move {
+            let r = api
+                .post(
+                    &format!("/auth/v1/signin/anonymously?client_id={env}"),
+                    "{}",
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            r
+        }
+    };
+    let a = sign_in(A).await;
+    let b = sign_in(B).await;
+    let s = s.restart_with(|c| c.envs = vec![A.to_owned()]).await;
+
+    let not_served = |r: common::Reply| {
+        r.assert_error(400, "invalid_argument");
+        assert!(r.str("error_description").contains(B), "{}", r.text);
+    };
+    // Bearer routes.
+    not_served(s.api.me(&b.str("access_token")).await);
+    not_served(
+        s.api
+            .post_bearer("/auth/v1/user/signout", &b.str("access_token"), "{}")
+            .await,
+    );
+    let pt = {
+        let (code, _) = s.api.mint_code(APPID, Some("o-served-env")).await;
+        let body = json!({"provider_id": APPID, "provider_code": code,
+                          "provider_params": {"provider_code_type": "open_id", "appid": APPID}});
+        let r = s
+            .api
+            .post(
+                &format!("/auth/v1/provider/token?client_id={A}"),
+                &body.to_string(),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.str("provider_token")
+    };
+    not_served(
+        s.api
+            .post_bearer(
+                "/auth/v1/user/provider/bind",
+                &b.str("access_token"),
+                &json!({"provider_token": pt}).to_string(),
+            )
+            .await,
+    );
+    // Routes naming the env as client_id.
+    let refresh_b = json!({"client_id": B, "grant_type": "refresh_token",
+                           "refresh_token": b.str("refresh_token")});
+    not_served(
+        s.api
+            .post(
+                &format!("/auth/v1/token?client_id={B}"),
+                &refresh_b.to_string(),
+            )
+            .await,
+    );
+    not_served(
+        s.api
+            .post(
+                &format!("/auth/v1/revoke?client_id={B}"),
+                &json!({"token": b.str("access_token")}).to_string(),
+            )
+            .await,
+    );
+    for path in [
+        format!("/auth/v1/signin/anonymously?client_id={B}"),
+        format!("/auth/v1/signin/with/provider?client_id={B}"),
+    ] {
+        not_served(s.api.post(&path, "{}").await);
+    }
+
+    // Env A is served on every route, with the provider token the refusal left unused.
+    let at = a.str("access_token");
+    assert_eq!(s.api.me(&at).await.status, 200);
+    let bound = s
+        .api
+        .post_bearer(
+            "/auth/v1/user/provider/bind",
+            &at,
+            &json!({"provider_token": pt}).to_string(),
+        )
+        .await;
+    assert_eq!(bound.status, 200, "{}", bound.text);
+    let refreshed = s
+        .api
+        .post(
+            &format!("/auth/v1/token?client_id={A}"),
+            &json!({"client_id": A, "grant_type": "refresh_token",
+                    "refresh_token": a.str("refresh_token")})
+            .to_string(),
+        )
+        .await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text);
+    let signed_out = s
+        .api
+        .post_bearer(
+            "/auth/v1/user/signout",
+            &refreshed.str("access_token"),
+            "{}",
+        )
+        .await;
+    assert_eq!(signed_out.status, 200, "{}", signed_out.text);
+
+    // Served again, env B's session is intact: nothing above touched it.
+    let s = s.restart_with(|_| {}).await;
+    assert_eq!(s.api.me(&b.str("access_token")).await.status, 200);
+    let r = s
+        .api
+        .post(
+            &format!("/auth/v1/token?client_id={B}"),
+            &refresh_b.to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
     s.stop().await;
 }
 

@@ -75,20 +75,20 @@ async fn dispatch(
     let body = read_body(headers, body).await?;
     match endpoint {
         Endpoint::SignInAnonymously => {
-            let env = required_env(state, query_client).await?;
+            let env = state.envs.for_sign_in(&required_client_id(query_client)?)?;
             sign_in_anonymously(state, &env, parse_json(&body)?).await
         }
         Endpoint::ProviderToken => {
-            let env = required_env(state, query_client).await?;
+            let env = state.envs.for_sign_in(&required_client_id(query_client)?)?;
             provider_token(state, &env, parse_json(&body)?).await
         }
         Endpoint::SignInWithProvider => {
-            let env = required_env(state, query_client).await?;
+            let env = state.envs.for_sign_in(&required_client_id(query_client)?)?;
             let request: ProviderTokenBody<String> = parse_json(&body)?;
             sign_in_with_provider(state, &env, &request.provider_token).await
         }
         Endpoint::SignInWeChatNoAuth => {
-            let env = required_env(state, query_client).await?;
+            let env = state.envs.for_sign_in(&required_client_id(query_client)?)?;
             let request: ProviderTokenBody<String> = parse_json(&body).map_err(|_| {
                 ApiError::invalid_argument(
                     "signin/wechat/noauth needs {\"provider_token\"} from provider/token; \
@@ -103,7 +103,13 @@ async fn dispatch(
             replies::user_reply(&user)
         }
         Endpoint::Revoke => {
-            let env = required_env(state, query_client).await?;
+            let env = required_client_id(query_client)?;
+            state.envs.served(&env)?;
+            if !state.envs.exists(&env) {
+                return Err(ApiError::invalid_argument(format!(
+                    "env {env} does not exist on this server (an env is created by its first sign-in)"
+                )));
+            }
             let request: RevokeRequest<String> = parse_json(&body)?;
             revoke(state, &env, &request.token).await
         }
@@ -150,11 +156,9 @@ fn rate_limit(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result
     Ok(())
 }
 
-async fn required_env(state: &AppState, client_id: Option<String>) -> Result<String, ApiError> {
-    let client_id = client_id.ok_or_else(|| {
-        ApiError::invalid_argument("missing client_id query parameter (the env id)")
-    })?;
-    state.envs.resolve(state.store.as_ref(), &client_id).await
+fn required_client_id(client_id: Option<String>) -> Result<String, ApiError> {
+    client_id
+        .ok_or_else(|| ApiError::invalid_argument("missing client_id query parameter (the env id)"))
 }
 
 /// A fresh first refresh token and its family record.
@@ -191,6 +195,7 @@ async fn sign_in_anonymously(
         .create_anonymous(&user, &family, now)
         .await
         .map_err(|e| internal("anonymous sign-in", &e))?;
+    state.envs.signed_in(env);
     tracing::info!(uid = %user.uid, env, "anonymous sign-in");
     replies::credentials(state, &user, &family.id, &refresh)
 }
@@ -285,6 +290,7 @@ async fn sign_in_with_provider(
         .sign_in_identity(env, &grant.identity, &new_uid()?, &family, unix_now())
         .await
         .map_err(|e| internal("WeChat sign-in", &e))?;
+    state.envs.signed_in(env);
     tracing::info!(uid = %user.uid, env, "WeChat sign-in");
     replies::credentials(state, &user, &family.id, &refresh)
 }
@@ -307,12 +313,12 @@ async fn refresh(
             "client_id in the query and in the body differ",
         ));
     }
-    let env = state
-        .envs
-        .resolve(state.store.as_ref(), &request.client_id)
-        .await?;
+    let env = request.client_id;
+    state.envs.served(&env)?;
     let presented = request.refresh_token.as_str();
-    if presented.len() > REFRESH_TOKEN_MAX || !is_token_safe(presented) {
+    // No refresh token of an env that does not exist can exist.
+    if !state.envs.exists(&env) || presented.len() > REFRESH_TOKEN_MAX || !is_token_safe(presented)
+    {
         return Err(ApiError::invalid_grant(
             "refresh token invalid, expired or revoked",
         ));
@@ -370,12 +376,18 @@ async fn signed_in(
         Expiry::Enforce,
     )
     .map_err(|e| ApiError::unauthenticated(e.to_string()))?;
+    // The same rule as for a `client_id`: the token's env must be served here. (In an
+    // env that does not exist, no session does either.)
+    state.envs.served(&claims.aud)?;
+    if !state.envs.exists(&claims.aud) {
+        return Err(ApiError::unauthenticated("session revoked or user deleted"));
+    }
     let user = state
         .store
         .session_user(&claims.sid)
         .await
         .map_err(|e| internal("loading a session", &e))?
-        .filter(|u| u.uid == claims.sub)
+        .filter(|u| u.uid == claims.sub && u.env == claims.aud)
         .ok_or_else(|| ApiError::unauthenticated("session revoked or user deleted"))?;
     Ok((claims, user))
 }

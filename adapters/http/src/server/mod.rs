@@ -439,6 +439,7 @@ async fn open_with_store(
             })?;
         tracing::info!(users = n, path = %path.display(), "imported users");
     }
+    let envs = Envs::new(&config.envs, store.list_envs().await?);
 
     let (emulator, wechat, admin_token, generated): (
         Option<Arc<WeChatEmulator>>,
@@ -476,7 +477,7 @@ async fn open_with_store(
     };
 
     let state = Arc::new(AppState {
-        envs: Envs::new(&config.envs),
+        envs,
         dir_lock: std::sync::Mutex::new(Some(lock)),
         ip_limit: ratelimit::RateLimiter::new(config.rate_limits.per_ip_per_minute),
         device_limit: ratelimit::RateLimiter::new(config.rate_limits.per_device_per_minute),

@@ -21,29 +21,33 @@ pub(crate) fn unix_now() -> i64 {
 }
 
 /// The env ids this server serves.
+///
+/// An env exists once its first user does: a sign-in creates it (in the same
+/// transaction as the user), and nothing else does. Every other request must name an
+/// env that exists (and, with `--env`, is configured), so requests that anyone can send
+/// without signing in never write to the store.
 #[derive(Debug)]
 pub(crate) struct Envs {
-    /// `Some`: only these (`--env`); `None`: any valid id, created on first use.
+    /// `Some`: only these (`--env`); `None`: any valid id, created by its first sign-in.
     fixed: Option<HashSet<String>>,
-    /// Ids known to exist in the store (saves a write per request).
+    /// The envs of the store. This server is the store's only writer (the data dir is
+    /// locked), so the set is loaded once at start and kept up to date in memory.
     known: Mutex<HashSet<String>>,
 }
 
 impl Envs {
-    pub(crate) fn new(configured: &[String]) -> Self {
-        let set: HashSet<String> = configured.iter().cloned().collect();
+    /// `configured` (`--env`, empty for any) over the envs `stored` in the store.
+    pub(crate) fn new(configured: &[String], stored: Vec<String>) -> Self {
+        let fixed: HashSet<String> = configured.iter().cloned().collect();
         Self {
-            known: Mutex::new(set.clone()),
-            fixed: (!set.is_empty()).then_some(set),
+            known: Mutex::new(stored.into_iter().collect()),
+            fixed: (!fixed.is_empty()).then_some(fixed),
         }
     }
 
-    /// Checks `client_id` and makes sure its env exists.
-    pub(crate) async fn resolve(
-        &self,
-        store: &dyn Store,
-        client_id: &str,
-    ) -> Result<String, ApiError> {
+    /// Checks the env a sign-in (or provider token exchange) names: a valid id that this
+    /// server serves or may create. Nothing is written here.
+    pub(crate) fn for_sign_in(&self, client_id: &str) -> Result<String, ApiError> {
         if client_id.len() > ENV_ID_MAX || !is_valid_id(client_id) {
             return Err(ApiError::invalid_argument(
                 "client_id must be an env id: 1..=64 characters of [A-Za-z0-9_-]",
@@ -52,28 +56,43 @@ impl Envs {
         if let Some(fixed) = &self.fixed
             && !fixed.contains(client_id)
         {
-            return Err(ApiError::invalid_argument(format!(
-                "env {client_id} is not served here (start the server with --env {client_id})"
-            )));
-        }
-        let known = self
-            .known
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(client_id);
-        if !known {
-            store
-                .ensure_env(client_id, unix_now())
-                .await
-                .map_err(|e| internal("creating env", &e))?;
-            self.known
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(client_id.to_owned());
-            tracing::info!(env = client_id, "env created on first use");
+            return Err(not_served(client_id));
         }
         Ok(client_id.to_owned())
     }
+
+    /// Checks that `env` (a `client_id`, or the env of an access token) is served: the
+    /// one rule of every request. Whether it exists is [`Envs::exists`].
+    pub(crate) fn served(&self, env: &str) -> Result<(), ApiError> {
+        self.for_sign_in(env).map(drop)
+    }
+
+    /// Whether `env` exists (has had a user). No token, session or user of an env that
+    /// does not exist can exist, so a request of one is answered without the store.
+    pub(crate) fn exists(&self, env: &str) -> bool {
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(env)
+    }
+
+    /// Records that a sign-in succeeded in `env` (which exists from then on).
+    pub(crate) fn signed_in(&self, env: &str) {
+        let created = self
+            .known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(env.to_owned());
+        if created {
+            tracing::info!(env, "env created by its first sign-in");
+        }
+    }
+}
+
+fn not_served(env: &str) -> ApiError {
+    ApiError::invalid_argument(format!(
+        "env {env} is not served here (start the server with --env {env})"
+    ))
 }
 
 /// Logs a server-side failure and answers 500. `what` and `err` must not carry secrets

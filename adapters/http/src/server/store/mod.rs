@@ -199,10 +199,13 @@ pub trait Store: Send + Sync + 'static {
     /// Creates the env row if missing.
     async fn ensure_env(&self, env: &str, now: i64) -> Result<(), StoreError>;
 
+    /// Every env id.
+    async fn list_envs(&self) -> Result<Vec<String>, StoreError>;
+
     /// How many users there are.
     async fn count_users(&self) -> Result<u64, StoreError>;
 
-    /// Creates an anonymous user and its first session family.
+    /// Creates an anonymous user (and its env, if new) and its first session family.
     async fn create_anonymous(
         &self,
         user: &UserRecord,
@@ -211,7 +214,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// Finds the user of `identity` in `env` (creating a non-anonymous one with uid
-    /// `new_uid` if none) and starts a session family for it.
+    /// `new_uid`, and the env, if none) and starts a session family for it.
     async fn sign_in_identity(
         &self,
         env: &str,

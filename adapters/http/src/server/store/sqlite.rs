@@ -187,6 +187,16 @@ async fn load_user(
     Ok(Some(user))
 }
 
+/// Creates env `env` if it does not exist yet.
+async fn insert_env(conn: &mut SqliteConnection, env: &str, now: i64) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO envs (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING")
+        .bind(env)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 async fn insert_user(conn: &mut SqliteConnection, user: &UserRecord) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO users (uid, env, anonymous, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
@@ -400,11 +410,7 @@ async fn import(
     now: i64,
 ) -> Result<(), StoreError> {
     for user in users {
-        sqlx::query("INSERT INTO envs (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING")
-            .bind(&user.env)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
+        insert_env(conn, &user.env, now).await?;
         sqlx::query(
             "INSERT INTO users (uid, env, anonymous, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
              ON CONFLICT (uid) DO UPDATE SET env = excluded.env, anonymous = excluded.anonymous,
@@ -437,19 +443,14 @@ impl Store for SqliteStore {
     async fn ensure_env(&self, env: &str, now: i64) -> Result<(), StoreError> {
         let env = env.to_owned();
         self.writer
-            .write(move |conn| {
-                Box::pin(async move {
-                    sqlx::query(
-                        "INSERT INTO envs (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
-                    )
-                    .bind(&env)
-                    .bind(now)
-                    .execute(&mut *conn)
-                    .await?;
-                    Ok(())
-                })
-            })
+            .write(move |conn| Box::pin(async move { insert_env(conn, &env, now).await }))
             .await
+    }
+
+    async fn list_envs(&self) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT id FROM envs ORDER BY id")
+            .fetch_all(&self.reader)
+            .await?)
     }
 
     async fn count_users(&self) -> Result<u64, StoreError> {
@@ -469,6 +470,7 @@ impl Store for SqliteStore {
         self.writer
             .write(move |conn| {
                 Box::pin(async move {
+                    insert_env(conn, &user.env, now).await?;
                     insert_user(conn, &user).await?;
                     insert_family(conn, &user.uid, &user.env, &family, now).await
                 })
@@ -497,6 +499,7 @@ impl Store for SqliteStore {
                         Some(uid) => uid,
                         None => {
                             let user = UserRecord::new(new_uid.clone(), env.clone(), false, now);
+                            insert_env(conn, &env, now).await?;
                             insert_user(conn, &user).await?;
                             new_uid
                         }
