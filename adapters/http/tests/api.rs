@@ -739,10 +739,10 @@ async fn jscode2session_speaks_wechat_errors() {
         errcode(&jscode2session(&s.api, &q(APPID, "app-secret-1", &fresh)).await),
         45011
     );
-    s.api
-        .provider_token(APPID, &fresh)
-        .await
-        .assert_error(429, "resource_exhausted");
+    let quota = s.api.provider_token(APPID, &fresh).await;
+    quota.assert_error(429, "resource_exhausted");
+    // WeChat's advice is "retry next minute": its quota window.
+    assert_eq!(retry_after(&quota), 60);
     // GET only.
     let post = s.api.post("/sns/jscode2session", "").await;
     assert_eq!(errcode(&post.body), 43001);
@@ -1135,27 +1135,71 @@ async fn sign_in_endpoints_are_rate_limited() {
     };
     let first = signin("device-aaaaaaaaaaaaaaaa").await;
     assert_eq!(first.status, 200);
+    assert!(first.headers.get("retry-after").is_none());
     for _ in 0..2 {
         assert_eq!(signin("device-aaaaaaaaaaaaaaaa").await.status, 200);
     }
-    signin("device-aaaaaaaaaaaaaaaa")
-        .await
-        .assert_error(429, "resource_exhausted");
+    let refused = signin("device-aaaaaaaaaaaaaaaa").await;
+    refused.assert_error(429, "resource_exhausted");
+    // 3 per minute: the device's next token comes within 20 s.
+    assert!((1..=20).contains(&retry_after(&refused)), "{refused:?}");
     // Another device from the same IP still gets in, until the IP's 6 per minute
     // (the refused request counted against the IP too).
     assert_eq!(signin("device-bbbbbbbbbbbbbbbb").await.status, 200);
     assert_eq!(signin("device-bbbbbbbbbbbbbbbb").await.status, 200);
-    s.api
+    let refused = s
+        .api
         .post(
             &format!("/auth/v1/signin/anonymously?client_id={ENV}"),
             "{}",
         )
-        .await
-        .assert_error(429, "resource_exhausted");
+        .await;
+    refused.assert_error(429, "resource_exhausted");
+    // 6 per minute: the IP's next token comes within 10 s.
+    assert!((1..=10).contains(&retry_after(&refused)), "{refused:?}");
     // Refresh and user/me are not sign-in endpoints.
     let refreshed = s.api.refresh(&first.str("refresh_token")).await;
     assert_eq!(refreshed.status, 200);
     assert_eq!(s.api.me(&refreshed.str("access_token")).await.status, 200);
+    s.stop().await;
+}
+
+/// The `Retry-After` of a 429: whole seconds.
+fn retry_after(reply: &common::Reply) -> u64 {
+    reply
+        .headers
+        .get("retry-after")
+        .unwrap_or_else(|| panic!("no Retry-After on {reply:?}"))
+        .to_str()
+        .expect("ASCII")
+        .parse()
+        .expect("whole seconds")
+}
+
+/// A refused sign-in says when the limiter admits the client again, and it does.
+#[tokio::test]
+async fn retry_after_says_when_the_limiter_admits_again() {
+    let s = TestServer::start_with(|c| {
+        // One token every 2 s, 30 at once.
+        c.rate_limits.per_ip_per_minute = 30;
+        c.rate_limits.per_device_per_minute = 0;
+    })
+    .await;
+    let mut refused = None;
+    for _ in 0..40 {
+        let r = s.api.sign_in_anonymously().await;
+        if r.status == 429 {
+            refused = Some(r);
+            break;
+        }
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let refused = refused.expect("the 31st sign-in within a few seconds is refused");
+    let wait = retry_after(&refused);
+    assert!((1..=2).contains(&wait), "{refused:?}");
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+    let admitted = s.api.sign_in_anonymously().await;
+    assert_eq!(admitted.status, 200, "{}", admitted.text);
     s.stop().await;
 }
 
@@ -1213,6 +1257,11 @@ async fn cors_allows_browser_callers() {
         .await
         .unwrap();
     assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    let exposed = r.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(exposed.contains("retry-after"), "{exposed}");
     s.stop().await;
 }
 

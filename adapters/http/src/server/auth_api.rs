@@ -139,18 +139,20 @@ async fn dispatch(
 
 fn rate_limit(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<(), ApiError> {
     let now = Instant::now();
-    if !state.ip_limit.allow(&peer.ip().to_string(), now) {
+    if let Err(wait) = state.ip_limit.allow(&peer.ip().to_string(), now) {
         tracing::warn!(ip = %peer.ip(), "sign-in rate limit (per IP) reached");
         return Err(ApiError::resource_exhausted(
             "too many sign-in requests from this address; slow down",
+            wait,
         ));
     }
     if let Some(device) = device_id(headers)
-        && !state.device_limit.allow(device, now)
+        && let Err(wait) = state.device_limit.allow(device, now)
     {
         tracing::warn!("sign-in rate limit (per device) reached");
         return Err(ApiError::resource_exhausted(
             "too many sign-in requests from this device; slow down",
+            wait,
         ));
     }
     Ok(())
@@ -235,7 +237,9 @@ async fn provider_token(
         .await
         .map_err(|e| match e {
             WxError::BadCode(_) => ApiError::invalid_grant(e.to_string()),
-            WxError::RateLimited => ApiError::resource_exhausted(e.to_string()),
+            WxError::RateLimited => {
+                ApiError::resource_exhausted(e.to_string(), WxError::QUOTA_WINDOW)
+            }
             WxError::UnknownApp => ApiError::provider_not_enabled(format!(
                 "Mini Program {appid} is not configured on this server"
             )),

@@ -126,7 +126,11 @@ async fn login_code(
                 req.fault,
             )
             .map_err(|e| match e {
-                MintError::Full => ApiError::resource_exhausted(e.to_string()),
+                // The oldest outstanding code expires within one code lifetime.
+                MintError::Full => ApiError::resource_exhausted(
+                    e.to_string(),
+                    state.config.wechat.emulator_code_ttl,
+                ),
                 MintError::Random => internal("minting a code", &e),
                 MintError::UnknownApp => ApiError::provider_not_enabled(e.to_string()),
                 MintError::BadAppid | MintError::BadOpenid => {

@@ -14,6 +14,8 @@ pub(crate) struct ApiError {
     pub(crate) status: StatusCode,
     pub(crate) code: ErrorCode,
     pub(crate) description: String,
+    /// Seconds the client should wait before trying again (`Retry-After`), on 429s.
+    pub(crate) retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -22,6 +24,7 @@ impl ApiError {
             status,
             code,
             description: description.into(),
+            retry_after: None,
         }
     }
 
@@ -86,13 +89,23 @@ impl ApiError {
         )
     }
 
-    /// Rate limited.
-    pub(crate) fn resource_exhausted(description: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            codes::RESOURCE_EXHAUSTED,
-            description,
-        )
+    /// Rate limited: try again in `retry_after` (sent as whole seconds, at least 1).
+    pub(crate) fn resource_exhausted(
+        description: impl Into<String>,
+        retry_after: std::time::Duration,
+    ) -> Self {
+        let secs = retry_after
+            .as_secs()
+            .saturating_add(u64::from(retry_after.subsec_nanos() > 0))
+            .max(1);
+        Self {
+            retry_after: Some(secs),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                codes::RESOURCE_EXHAUSTED,
+                description,
+            )
+        }
     }
 
     /// Body larger than the limit.
@@ -144,7 +157,13 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody::of(self.code, &self.description);
-        json_response(self.status, &body)
+        let mut response = json_response(self.status, &body);
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
     }
 }
 
@@ -162,5 +181,23 @@ pub(crate) fn json_response<T: serde::Serialize>(status: StatusCode, value: &T) 
         )
             .into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn retry_after_is_whole_seconds_rounded_up_and_at_least_one() {
+        let secs = |d| ApiError::resource_exhausted("x", d).retry_after;
+        assert_eq!(secs(Duration::ZERO), Some(1));
+        assert_eq!(secs(Duration::from_millis(1)), Some(1));
+        assert_eq!(secs(Duration::from_millis(19_001)), Some(20));
+        assert_eq!(secs(Duration::from_secs(60)), Some(60));
+        let response = ApiError::resource_exhausted("x", Duration::from_secs(3)).into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "3");
     }
 }

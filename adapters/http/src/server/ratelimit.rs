@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Most keys tracked; beyond this, full (idle) buckets are dropped first.
 const KEYS_MAX: usize = 50_000;
@@ -33,13 +33,16 @@ impl RateLimiter {
         }
     }
 
-    /// Takes one token for `key`; false when the key is over its limit.
-    pub(crate) fn allow(&self, key: &str, now: Instant) -> bool {
+    /// Takes one token for `key`; when the key is over its limit, `Err` says how long
+    /// until it has a token again.
+    pub(crate) fn allow(&self, key: &str, now: Instant) -> Result<(), Duration> {
         if self.per_minute == 0 {
-            return true;
+            return Ok(());
         }
         let capacity = f64::from(self.per_minute);
         let refill_per_sec = capacity / 60.0;
+        // The time one token takes to come back.
+        let one_token = Duration::from_secs_f64(1.0 / refill_per_sec);
         let key = truncate(key, KEY_MAX);
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() >= KEYS_MAX && !buckets.contains_key(key) {
@@ -48,8 +51,9 @@ impl RateLimiter {
                 b.tokens + elapsed * refill_per_sec < capacity
             });
             if buckets.len() >= KEYS_MAX {
-                // Still full of active keys: refuse new ones rather than grow.
-                return false;
+                // Still full of active keys: refuse new ones rather than grow (some
+                // bucket fills up again within one token's time at the latest).
+                return Err(one_token);
             }
         }
         let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
@@ -61,9 +65,11 @@ impl RateLimiter {
         bucket.at = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
-            true
+            Ok(())
         } else {
-            false
+            Err(Duration::from_secs_f64(
+                (1.0 - bucket.tokens) / refill_per_sec,
+            ))
         }
     }
 }
@@ -82,21 +88,22 @@ fn truncate(s: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn bursts_then_refills() {
         let l = RateLimiter::new(3);
         let t0 = Instant::now();
-        assert!(l.allow("a", t0));
-        assert!(l.allow("a", t0));
-        assert!(l.allow("a", t0));
-        assert!(!l.allow("a", t0));
-        assert!(l.allow("b", t0));
+        assert!(l.allow("a", t0).is_ok());
+        assert!(l.allow("a", t0).is_ok());
+        assert!(l.allow("a", t0).is_ok());
         // 3 per minute: one token every 20 s.
-        assert!(l.allow("a", t0 + Duration::from_secs(21)));
-        assert!(!l.allow("a", t0 + Duration::from_secs(21)));
-        assert!(RateLimiter::new(0).allow("a", t0));
+        assert_eq!(l.allow("a", t0), Err(Duration::from_secs(20)));
+        assert!(l.allow("b", t0).is_ok());
+        let wait = l.allow("a", t0 + Duration::from_secs(5)).unwrap_err();
+        assert!(wait.abs_diff(Duration::from_secs(15)) < Duration::from_millis(1));
+        assert!(l.allow("a", t0 + Duration::from_secs(21)).is_ok());
+        assert!(l.allow("a", t0 + Duration::from_secs(21)).is_err());
+        assert!(RateLimiter::new(0).allow("a", t0).is_ok());
         assert_eq!(truncate("ééé", 3), "é");
     }
 }

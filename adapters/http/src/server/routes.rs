@@ -90,7 +90,11 @@ fn cors() -> CorsLayer {
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
         .allow_headers(headers)
-        .expose_headers([HeaderName::from_static(HEADER_REQUEST_ID)])
+        // `Retry-After` is not CORS-safelisted: a page could not read it otherwise.
+        .expose_headers([
+            HeaderName::from_static(HEADER_REQUEST_ID),
+            axum::http::header::RETRY_AFTER,
+        ])
         .max_age(Duration::from_secs(600))
 }
 

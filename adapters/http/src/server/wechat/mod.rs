@@ -87,6 +87,10 @@ pub(crate) enum WxError {
 }
 
 impl WxError {
+    /// The window of WeChat's `code2Session` quota ("retry next minute"): the longest a
+    /// caller refused with [`WxError::RateLimited`] waits.
+    pub(crate) const QUOTA_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
     /// Classifies a WeChat `errcode`.
     pub(crate) fn from_errcode(code: i64) -> Self {
         match code {
