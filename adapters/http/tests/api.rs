@@ -986,6 +986,86 @@ async fn import_and_export_round_trip() {
     assert!(err.to_string().contains("uid"), "{err}");
 }
 
+/// An import is checked as the API checks the same users: a duplicated uid, two openids
+/// of one Mini Program on a user (in the file, or added to a stored user), an openid on
+/// two users (in the file, or taken in the store), an anonymous user with an identity,
+/// a malformed uid. Every refused user is listed, and nothing is written.
+#[tokio::test]
+async fn import_refuses_what_the_api_would_and_lists_every_problem() {
+    let s = TestServer::start().await;
+    let pt = s.api.wechat_provider_token("o-taken").await;
+    let owner = s.api.sign_in_with_provider(&pt).await.str("sub");
+    let listed_before = s
+        .api
+        .get_bearer("/emulator/v1/users", &s.admin_token())
+        .await
+        .body["users"]
+        .clone();
+    let TestServer { server, dir, .. } = s;
+    server
+        .expect("running")
+        .shutdown()
+        .await
+        .expect("clean shutdown");
+
+    let user = |uid: &str, anonymous: bool, openids: &[&str]| {
+        let identities: Vec<Value> = openids
+            .iter()
+            .map(|o| json!({"appid": APPID, "openid": o}))
+            .collect();
+        json!({"uid": uid, "env": ENV, "anonymous": anonymous, "created_at": 1,
+               "updated_at": 1, "identities": identities})
+    };
+    let doc = json!({"format": "cloudbase-auth-users", "version": 1, "users": [
+        user("fine-1", true, &[]),
+        user("dup", true, &[]),
+        user("dup", true, &[]),
+        user("two-openids", false, &["o-a", "o-b"]),
+        user("shares-1", false, &["o-shared"]),
+        user("shares-2", false, &["o-shared"]),
+        user("claims-taken", false, &["o-taken"]),
+        user("bad uid", true, &[]),
+        user(&owner, false, &["o-taken", "o-another"]),
+        user("anonymous-wechat", true, &["o-anon"]),
+    ]});
+    let file = dir.path().join("users.json");
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let mut config = TestServer::config(dir.path());
+    config.import = Some(file.clone());
+    let err = cloudbase_auth_http::server::Server::start(config)
+        .await
+        .expect_err("the import is refused")
+        .to_string();
+    for expected in [
+        "7 of its 10 users refused, so nothing was imported (7 problems)",
+        "user #3 (dup): the same uid as user #2",
+        "user #4 (two-openids): two openids of Mini Program",
+        "user #6 (shares-2): openid o-shared of Mini Program",
+        "is given to user #5 too",
+        &format!(
+            "user #7 (claims-taken): openid o-taken of Mini Program {APPID} belongs to user {owner}"
+        ),
+        "user #8 (bad uid): uid must be",
+        &format!("user #9 ({owner}): two openids of Mini Program {APPID} (o-taken and o-another)"),
+        "user #10 (anonymous-wechat): an anonymous user has no WeChat identity",
+    ] {
+        assert!(err.contains(expected), "`{expected}` missing from:\n{err}");
+    }
+    for accepted in [1, 2, 5] {
+        let line = format!("\n  user #{accepted} (");
+        assert!(!err.contains(&line), "user #{accepted} was fine:\n{err}");
+    }
+
+    // Nothing was written: the store is as it was.
+    let s = TestServer::start_in(dir, |_| {}).await;
+    let listed = s
+        .api
+        .get_bearer("/emulator/v1/users", &s.admin_token())
+        .await;
+    assert_eq!(listed.body["users"], listed_before);
+    s.stop().await;
+}
+
 // ----- bad input --------------------------------------------------------------------------------
 
 #[tokio::test]

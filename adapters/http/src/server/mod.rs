@@ -146,12 +146,12 @@ pub enum StartError {
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
     /// `--import` failed; nothing was imported.
-    #[error("cannot import {path}: {reason}")]
+    #[error("cannot import {path}: {source}")]
     Import {
         /// The file.
         path: PathBuf,
-        /// What was wrong.
-        reason: String,
+        /// What was wrong (every refused user).
+        source: transfer::ImportError,
     },
     /// The WeChat HTTP client could not be built.
     #[error("cannot build the WeChat client: {0}")]
@@ -433,9 +433,9 @@ async fn open_with_store(
     if let Some(path) = &config.import {
         let n = transfer::import_file(store.as_ref(), path, unix_now())
             .await
-            .map_err(|reason| StartError::Import {
+            .map_err(|source| StartError::Import {
                 path: path.clone(),
-                reason,
+                source,
             })?;
         tracing::info!(users = n, path = %path.display(), "imported users");
     }

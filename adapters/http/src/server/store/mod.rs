@@ -274,8 +274,10 @@ pub trait Store: Send + Sync + 'static {
     /// Every user, oldest first.
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError>;
 
-    /// Inserts or updates users with their identities (import). An identity bound to a
-    /// different user is an error; nothing is written then.
+    /// Inserts or updates users with their identities (import), in one transaction.
+    /// An identity bound to a different user, or a second openid of one Mini Program on
+    /// a user, is an error; nothing is written then. (`transfer::Export::check` finds
+    /// every such problem of a document first, and reports them all.)
     async fn import_users(&self, users: &[UserRecord], now: i64) -> Result<(), StoreError>;
 
     /// Deletes every user, session and provider token (envs stay).

@@ -432,6 +432,20 @@ async fn import(
                     identity.openid, identity.appid, user.uid
                 )));
             }
+            let second: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM identities WHERE uid = ? AND appid = ? AND openid <> ?",
+            )
+            .bind(&user.uid)
+            .bind(&identity.appid)
+            .bind(&identity.openid)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if second.is_some() {
+                return Err(StoreError::new(format!(
+                    "user {} would have two openids of appid {}",
+                    user.uid, identity.appid
+                )));
+            }
             insert_identity(conn, &user.uid, &user.env, identity, user.created_at).await?;
         }
     }
