@@ -1177,6 +1177,116 @@ async fn bad_input_gets_a_clear_answer_never_a_500() {
     s.stop().await;
 }
 
+/// Sends `bytes` on a fresh connection and returns everything the server sends until it
+/// closes the connection.
+async fn raw_until_closed(addr: &str, bytes: &[u8]) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // The server may answer (and close) before everything is written.
+    let _ = stream.write_all(bytes).await;
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut reply))
+        .await
+        .expect("the server closed the connection within 10 s")
+        .expect("read");
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+/// The status and CloudBase error body of a raw HTTP/1.1 reply (the last one of
+/// `replies` when there are several), checking its headers on the way.
+fn last_error_reply(replies: &str) -> (u16, ErrorBody) {
+    let at = replies.rfind("HTTP/1.1 ").expect("a reply");
+    let (head, body) = replies[at..].split_once("\r\n\r\n").expect("a whole head");
+    let status: u16 = head[9..12].parse().expect("a status");
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("content-type: application/json"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    assert!(
+        head.contains(&format!("content-length: {}", body.len())),
+        "{head}\n{body}"
+    );
+    let error = ErrorBody::parse(body.as_bytes())
+        .unwrap_or_else(|e| panic!("not an error body ({e:?}): {body}"));
+    (status, error)
+}
+
+/// What hyper's parser refuses (a malformed or oversized request head) gets the
+/// CloudBase error body like every other error, on a first request and after others
+/// on the same connection; a request with a chunked body ends its connection.
+#[tokio::test]
+async fn protocol_errors_get_a_cloudbase_error_body() {
+    let s = TestServer::start().await;
+    let addr = s.api.base.trim_start_matches("http://").to_owned();
+    let many_fields: String = (0..150).map(|i| format!("x-field-{i}: v\r\n")).collect();
+    let huge_field = format!("x-big: {}\r\n", "v".repeat(40 * 1024));
+    let cases: Vec<(String, u16)> = vec![
+        (
+            "GET /healthz HTTP/1.1\r\nhost: x\r\nbad header: 1\r\n\r\n".into(),
+            400,
+        ),
+        ("GET /healthz HTTP/1.1\r\nx: \u{1}\r\n\r\n".into(), 400),
+        ("G@T /healthz HTTP/1.1\r\n\r\n".into(), 400),
+        ("GET /healthz HTTP/7.0\r\n\r\n".into(), 400),
+        ("GET /he lthz HTTP/1.1\r\n\r\n".into(), 400),
+        (
+            "POST /healthz HTTP/1.1\r\ncontent-length: 2, 3\r\n\r\n{}".into(),
+            400,
+        ),
+        (
+            "POST /healthz HTTP/1.1\r\ntransfer-encoding: gzip\r\n\r\n".into(),
+            400,
+        ),
+        (format!("GET /healthz HTTP/1.1\r\n{many_fields}\r\n"), 431),
+        (format!("GET /healthz HTTP/1.1\r\n{huge_field}\r\n"), 431),
+    ];
+    for (head, status) in &cases {
+        let replies = raw_until_closed(&addr, head.as_bytes()).await;
+        assert!(replies.starts_with("HTTP/1.1 "), "{head:?}: {replies:?}");
+        let (got, error) = last_error_reply(&replies);
+        assert_eq!(got, *status, "{head:?}: {replies}");
+        assert_eq!(error.error.as_str(), "invalid_argument", "{replies}");
+        assert_eq!(error.error_code, 3);
+        assert!(!error.error_description.is_empty());
+    }
+
+    // After good requests on a keep-alive connection, pipelined or not: their replies
+    // first, then the error reply.
+    let good = format!(
+        "POST /auth/v1/signin/anonymously?client_id={ENV} HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{{}}"
+    );
+    let bad = "GET /healthz HTTP/1.1\r\nbad header: 1\r\n\r\n";
+    let replies = raw_until_closed(&addr, format!("{good}{good}{bad}").as_bytes()).await;
+    assert_eq!(replies.matches("HTTP/1.1 200 OK").count(), 2, "{replies}");
+    assert_eq!(last_error_reply(&replies).0, 400, "{replies}");
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stream.write_all(good.as_bytes()).await.unwrap();
+    let mut first = vec![0u8; 4096];
+    let n = stream.read(&mut first).await.unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    stream.write_all(bad.as_bytes()).await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(last_error_reply(&String::from_utf8_lossy(&rest)).0, 400);
+
+    // A chunked request is served, and is the last of its connection.
+    let chunked = format!(
+        "POST /auth/v1/signin/anonymously?client_id={ENV} HTTP/1.1\r\nhost: x\r\n\
+         transfer-encoding: chunked\r\n\r\n2\r\n{{}}\r\n0\r\n\r\n{good}"
+    );
+    let replies = raw_until_closed(&addr, chunked.as_bytes()).await;
+    assert_eq!(replies.matches("HTTP/1.1 ").count(), 1, "{replies}");
+    assert!(replies.starts_with("HTTP/1.1 200"), "{replies}");
+    assert!(
+        replies.to_ascii_lowercase().contains("connection: close"),
+        "{replies}"
+    );
+    // The server still serves everyone else.
+    assert_eq!(s.api.get("/healthz").await.status, 200);
+    s.stop().await;
+}
+
 /// Sends raw bytes on a fresh connection and returns what came back first.
 async fn raw_http(addr: &str, head: &str, body: &str) -> String {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();

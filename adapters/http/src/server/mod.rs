@@ -21,6 +21,7 @@ pub mod emulator_api;
 mod error;
 #[cfg(any(test, fuzzing))]
 pub mod fuzzing;
+mod heads;
 mod jwt;
 pub mod keys;
 mod listener;
