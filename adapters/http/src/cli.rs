@@ -81,13 +81,15 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
 
     /// Directory of the SQLite store and the token signing key; created (mode 0700) on
-    /// first start.
+    /// first start. One server at a time: it is locked while the server runs. The store
+    /// is integrity-checked at every start.
     #[arg(long, default_value = DEFAULT_DATA_DIR, value_name = "DIR")]
     pub data_dir: PathBuf,
 
     /// Env id to serve (repeat for several). Clients name it as `client_id`. Without any
-    /// --env, every valid env id (1..=64 of [A-Za-z0-9_-]) is accepted and created on
-    /// first use.
+    /// --env, every valid env id (1..=64 of [A-Za-z0-9_-]) is accepted: an env is
+    /// created by its first sign-in, and other requests naming one that does not exist
+    /// are refused.
     #[arg(long = "env", value_name = "ENV_ID")]
     pub envs: Vec<String>,
 

@@ -15,12 +15,17 @@ use std::time::{Duration, Instant};
 fn help_explains_every_flag() {
     let out = binary().args(["serve", "--help"]).output().expect("runs");
     assert!(out.status.success());
-    let help = String::from_utf8(out.stdout).unwrap();
+    // Compared with its line wrapping undone.
+    let help = String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     for needle in [
         "--listen",
         "--data-dir",
         "--env",
-        "created on first use",
+        "created by its first sign-in",
         "--access-token-ttl",
         "--refresh-token-ttl",
         "--wechat-mode",

@@ -189,7 +189,8 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     /// Directory of the SQLite store and the signing key; created on first start.
     pub data_dir: PathBuf,
-    /// Env ids served. Empty: any valid env id is accepted and created on first use.
+    /// Env ids served. Empty: any valid env id is accepted (an env is created by its
+    /// first sign-in).
     pub envs: Vec<String>,
     /// Access token lifetime.
     pub access_token_ttl: Duration,

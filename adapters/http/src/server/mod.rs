@@ -8,7 +8,13 @@
 //!   window and family revocation on reuse.
 //! * **WeChat**: emulated in-process (default; also serves `GET /sns/jscode2session`
 //!   and the emulator routes of [`emulator_api`]) or real over HTTP.
-//! * **Store**: SQLite (WAL, `synchronous=FULL`) behind the [`store::Store`] trait.
+//! * **Store**: SQLite (WAL, `synchronous=FULL`) behind the [`store::Store`] trait,
+//!   integrity-checked at every start. The data dir is locked for one server at a time
+//!   ([`LOCK_FILE`]); a store or signing key lost next to the other stops the start.
+//! * **Envs**: created by their first sign-in only; every route acts only in envs that
+//!   exist and are served.
+//! * **Malformed HTTP**: request heads are checked before hyper reads them, so they get
+//!   CloudBase error bodies too.
 //!
 //! Start with [`Server::start`], stop with [`Server::shutdown`] (graceful: in-flight
 //! requests finish, then `--export-on-exit` runs).
