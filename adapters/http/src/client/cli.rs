@@ -26,7 +26,7 @@ use super::{ClientError, Restored, Session, SessionConfig, SessionInfo, Status};
 /// default `--listen` of `cloudbase-auth serve`).
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8787";
 /// The env id the client commands use unless `--env` says otherwise. The local server
-/// accepts any env id by default and creates it on first use.
+/// accepts any env id by default and creates it with its first sign-in.
 pub const DEFAULT_ENV: &str = "local-dev";
 /// The Mini Program appId `login/link --wechat-openid` uses when `--appid` is not given.
 pub const DEFAULT_EMULATOR_APPID: &str = "wx0123456789abcdef";
