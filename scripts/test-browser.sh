@@ -6,7 +6,7 @@
 #   1. install chromium with apt when /usr/bin/chromium is missing (never a downloaded
 #      browser: playwright-core only, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1),
 #   2. npm ci in adapters/wasm/browser when node_modules is missing or stale,
-#   3. build the server (cargo build -p cloudbase-auth-http; it embeds the demo files;
+#   3. build the server (cargo build -p cloudbase-auth; it embeds the demo files;
 #      or point CLOUDBASE_AUTH_BIN at a binary),
 #   4. run the node:test suite under `timeout 180`.
 set -euo pipefail
@@ -46,8 +46,8 @@ if [ ! -f "$DIR/node_modules/.package-lock.json" ] ||
 fi
 
 if [ -z "${CLOUDBASE_AUTH_BIN:-}" ]; then
-  say "cargo build -p cloudbase-auth-http (the server that serves /demo/)"
-  cargo build -q -p cloudbase-auth-http || die "the server does not build"
+  say "cargo build -p cloudbase-auth (the server that serves /demo/)"
+  cargo build -q -p cloudbase-auth || die "the server does not build"
 fi
 
 say "node --test demo.test.js (Chromium: $CHROMIUM)"

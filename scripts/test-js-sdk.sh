@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Compatibility test: the official CloudBase JS SDK (@cloudbase/js-sdk, pinned in
-# adapters/http/tests/js-sdk/package.json + package-lock.json) against the local
+# adapters/server/tests/js-sdk/package.json + package-lock.json) against the local
 # `cloudbase-auth serve`, in a simulated WeChat Mini Program under Node >= 20:
-#   1. build the server binary (cargo build -p cloudbase-auth-http --bin cloudbase-auth),
-#   2. npm ci in adapters/http/tests/js-sdk when node_modules is missing or the lock
+#   1. build the binary (cargo build -p cloudbase-auth: `serve` is a default feature),
+#   2. npm ci in adapters/server/tests/js-sdk when node_modules is missing or the lock
 #      file changed since the last install (a no-op otherwise),
-#   3. node --test adapters/http/tests/js-sdk/ with CLOUDBASE_AUTH_BIN set.
+#   3. node --test adapters/server/tests/js-sdk/ with CLOUDBASE_AUTH_BIN set.
 # The whole run is bounded by `timeout` (JS_SDK_TEST_TIMEOUT seconds, default 300, which
 # leaves room for a cold cargo build; the node tests alone take about 5 s, each step has
 # its own 30 s limit). JS_SDK_WIRE=1 makes the test print every request and reply.
@@ -18,7 +18,7 @@ if [ -z "${TEST_JS_SDK_UNDER_TIMEOUT:-}" ]; then
   exec timeout --kill-after=10 "${JS_SDK_TEST_TIMEOUT:-300}" "$0" "$@"
 fi
 
-DIR=adapters/http/tests/js-sdk
+DIR=adapters/server/tests/js-sdk
 say() { printf 'test-js-sdk: %s\n' "$*"; }
 die() { printf 'test-js-sdk: ERROR: %s\n' "$*" >&2; exit 1; }
 
@@ -27,8 +27,8 @@ command -v npm >/dev/null || die "npm is required"
 major=$(node -p 'process.versions.node.split(".")[0]')
 [ "$major" -ge 20 ] || die "node >= 20 is required (found $(node --version))"
 
-say "cargo build -p cloudbase-auth-http --bin cloudbase-auth"
-cargo build -q -p cloudbase-auth-http --bin cloudbase-auth
+say "cargo build -p cloudbase-auth"
+cargo build -q -p cloudbase-auth
 BIN="$(cargo metadata --format-version 1 --no-deps | node -e '
   let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).target_directory))
 ')/debug/cloudbase-auth"

@@ -29,7 +29,7 @@ const OPENID = 'oDemoOpenid0000000000000001'; // the page's default wx.login sta
 
 /** `cloudbase-auth serve` on 127.0.0.1:0 with a fresh data dir: { url, stop() }. */
 function startServer() {
-  assert.ok(fs.existsSync(BIN), `no server binary at ${BIN}: cargo build -p cloudbase-auth-http`);
+  assert.ok(fs.existsSync(BIN), `no server binary at ${BIN}: cargo build -p cloudbase-auth`);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cba-browser-data-'));
   const child = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'warn' } });

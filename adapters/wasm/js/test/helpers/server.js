@@ -1,7 +1,7 @@
 'use strict';
 // Starts the real server, `cloudbase-auth serve`, on 127.0.0.1 with a fresh data dir.
 // Binary: $CLOUDBASE_AUTH_BIN, else target/debug/cloudbase-auth (cargo build -p
-// cloudbase-auth-http, which scripts/test-wasm.sh runs first).
+// cloudbase-auth, which scripts/test-wasm.sh runs first).
 
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
@@ -16,7 +16,7 @@ const APPID = 'wx0123456789abcdef';
 /** Resolves to { url, port, mintCode(openid, appid?), stop() } once the server listens. */
 function startServer(extraArgs = []) {
   if (!fs.existsSync(BIN)) {
-    throw new Error(`no server binary at ${BIN}: run cargo build -p cloudbase-auth-http`);
+    throw new Error(`no server binary at ${BIN}: run cargo build -p cloudbase-auth`);
   }
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cba-wasm-test-'));
   const child = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir,

@@ -1,0 +1,674 @@
+//! The built `cloudbase-auth` binary: `--help`, the startup lines and startup time,
+//! refusals, logs free of secrets, graceful shutdown with export/import, and
+//! durability across SIGKILL.
+
+mod common;
+
+use common::{APPID, BinServer, ENV, binary};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::io::{Read as _, Write as _};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[test]
+fn help_explains_every_flag() {
+    let out = binary().args(["serve", "--help"]).output().expect("runs");
+    assert!(out.status.success());
+    // Compared with its line wrapping undone.
+    let help = String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    for needle in [
+        "--listen",
+        "--data-dir",
+        "--env",
+        "created by its first sign-in",
+        "--access-token-ttl",
+        "--refresh-token-ttl",
+        "--wechat-mode",
+        "--wechat-base-url",
+        "--wechat-apps",
+        "CLOUDBASE_AUTH_WECHAT_APPS",
+        "--allow-remote-emulator",
+        "--import",
+        "--export-on-exit",
+        "--log-format",
+        "--signin-rate-per-ip",
+        "--signin-rate-per-device",
+        "--request-timeout",
+        "--reset-store",
+        "--new-signing-key",
+        "Exit codes of serve",
+        "the store is damaged",
+    ] {
+        assert!(
+            help.contains(needle),
+            "`serve --help` does not mention {needle}:\n{help}"
+        );
+    }
+    let top = binary().arg("--help").output().expect("runs");
+    assert!(String::from_utf8_lossy(&top.stdout).contains("serve"));
+}
+
+/// The browser demo (served by the server crate, tested in its `tests/demo.rs`) is
+/// announced where a user looks for it.
+#[test]
+fn serve_help_mentions_the_demo() {
+    let out = binary().args(["serve", "--help"]).output().expect("runs");
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(help.contains("/demo/"), "{help}");
+}
+
+#[test]
+fn refuses_a_remote_emulator_and_real_mode_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = binary()
+        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env_remove("CLOUDBASE_AUTH_WECHAT_APPS")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refusing to listen on 0.0.0.0:0"), "{err}");
+    assert!(err.contains("--allow-remote-emulator"), "{err}");
+    assert!(out.stdout.is_empty(), "nothing listened");
+
+    let out = binary()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--wechat-mode",
+            "real",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .env_remove("CLOUDBASE_AUTH_WECHAT_APPS")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CLOUDBASE_AUTH_WECHAT_APPS"));
+
+    let out = binary()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--access-token-ttl",
+            "soon",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = binary()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--access-token-ttl",
+            "0s",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 1s"));
+}
+
+#[tokio::test]
+async fn starts_fast_and_prints_its_address_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = BinServer::spawn(&data, &dir.path().join("stderr.log"), &[], &[]);
+    let line_after = server.spawned.elapsed();
+    let api = server.api();
+    let mut first_ok = None;
+    while server.spawned.elapsed() < Duration::from_secs(20) {
+        if let Ok(r) = api.http.get(format!("{}/healthz", api.base)).send().await
+            && r.status() == 200
+        {
+            first_ok = Some(server.spawned.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let first_ok = first_ok.expect("healthz answered");
+    println!(
+        "startup: listening line after {} ms, first 200 on /healthz after {} ms",
+        line_after.as_millis(),
+        first_ok.as_millis()
+    );
+    let token = server
+        .admin_token
+        .clone()
+        .expect("a generated admin token is printed");
+    assert_eq!(token.len(), 43);
+    assert_eq!(
+        api.get_bearer("/emulator/v1/users", &token).await.status,
+        200
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(&data.join("signing-key.ed25519")), 0o600);
+        assert_eq!(mode(&data.join("auth.db")), 0o600);
+    }
+    assert!(server.terminate().success());
+
+    // With the admin token in the environment, nothing is printed after the address.
+    let server = BinServer::spawn(
+        &data,
+        &dir.path().join("stderr2.log"),
+        &[],
+        &[(
+            "CLOUDBASE_AUTH_ADMIN_TOKEN",
+            "admin-token-from-the-environment",
+        )],
+    );
+    assert!(server.admin_token.is_none());
+    let api = server.api();
+    assert_eq!(
+        api.get_bearer("/emulator/v1/users", "admin-token-from-the-environment")
+            .await
+            .status,
+        200
+    );
+    assert!(server.terminate().success());
+}
+
+#[tokio::test]
+async fn logs_of_a_full_session_hold_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let app_secret = "app-secret-that-must-not-leak";
+    let apps = format!("{APPID}:{app_secret}");
+    let server = BinServer::spawn(
+        &dir.path().join("data"),
+        &dir.path().join("stderr.log"),
+        &["--log-format", "json"],
+        &[
+            ("CLOUDBASE_AUTH_WECHAT_APPS", apps.as_str()),
+            ("RUST_LOG", "trace"),
+        ],
+    );
+    let api = server.api();
+    let admin = server.admin_token.clone().expect("admin token");
+    let mut secrets: Vec<(String, String)> = vec![
+        ("admin token".into(), admin.clone()),
+        ("app secret".into(), app_secret.into()),
+    ];
+
+    let anon = api.sign_in_anonymously().await;
+    secrets.push(("access token".into(), anon.str("access_token")));
+    secrets.push(("refresh token".into(), anon.str("refresh_token")));
+    assert_eq!(api.me(&anon.str("access_token")).await.status, 200);
+    let refreshed = api.refresh(&anon.str("refresh_token")).await;
+    assert_eq!(
+        api.refresh(&anon.str("refresh_token")).await.status,
+        200,
+        "grace replay"
+    );
+    secrets.push((
+        "refreshed access token".into(),
+        refreshed.str("access_token"),
+    ));
+    secrets.push((
+        "rotated refresh token".into(),
+        refreshed.str("refresh_token"),
+    ));
+
+    // WeChat's own endpoint, with the secret in the query and a session key in the reply.
+    let (code, _) = api.mint_code(APPID, Some("o-log-test-user")).await;
+    let wx = api
+        .get(&format!(
+            "/sns/jscode2session?appid={APPID}&secret={app_secret}&js_code={code}&grant_type=authorization_code"
+        ))
+        .await;
+    secrets.push(("wx.login code".into(), code));
+    secrets.push(("session_key".into(), wx.str("session_key")));
+    // A wrong secret in a query (an error path) must not be logged either.
+    let wrong = "wrong-secret-that-must-not-leak";
+    api.get(&format!(
+        "/sns/jscode2session?appid={APPID}&secret={wrong}&js_code=x&grant_type=authorization_code"
+    ))
+    .await;
+    secrets.push(("wrong secret".into(), wrong.into()));
+
+    let (code, _) = api.mint_code(APPID, Some("o-log-test-user")).await;
+    let pt = api.provider_token(APPID, &code).await.str("provider_token");
+    secrets.push(("bind code".into(), code));
+    secrets.push(("provider token".into(), pt.clone()));
+    let bound = api
+        .post_bearer(
+            "/auth/v1/user/provider/bind",
+            &refreshed.str("access_token"),
+            &json!({"provider_token": pt}).to_string(),
+        )
+        .await;
+    assert_eq!(bound.status, 200, "{}", bound.text);
+    let (code, _) = api.mint_code(APPID, Some("o-log-test-user")).await;
+    let pt = api.provider_token(APPID, &code).await.str("provider_token");
+    secrets.push(("sign-in code".into(), code));
+    secrets.push(("sign-in provider token".into(), pt.clone()));
+    let wx_session = api.sign_in_with_provider(&pt).await;
+    secrets.push(("wechat access token".into(), wx_session.str("access_token")));
+    secrets.push((
+        "wechat refresh token".into(),
+        wx_session.str("refresh_token"),
+    ));
+    // Failing calls that echo input in their replies.
+    api.refresh("refresh-token-typo-that-must-not-leak").await;
+    secrets.push((
+        "bad refresh token".into(),
+        "refresh-token-typo-that-must-not-leak".into(),
+    ));
+    api.me("Bearer-garbage-that-must-not-leak").await;
+    secrets.push((
+        "bad access token".into(),
+        "Bearer-garbage-that-must-not-leak".into(),
+    ));
+    api.get(&format!(
+        "/auth/v1/unknown/{}",
+        "path-secret-that-must-not-leak"
+    ))
+    .await;
+    secrets.push((
+        "unknown path".into(),
+        "path-secret-that-must-not-leak".into(),
+    ));
+    assert_eq!(
+        api.get_bearer("/emulator/v1/export", &admin).await.status,
+        200
+    );
+    let revoke = json!({"token": wx_session.str("access_token")}).to_string();
+    assert_eq!(
+        api.post(&format!("/auth/v1/revoke?client_id={ENV}"), &revoke)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        api.post_bearer(
+            "/auth/v1/user/signout",
+            &refreshed.str("access_token"),
+            "{}"
+        )
+        .await
+        .status,
+        200
+    );
+
+    let path = server.stderr_path.clone();
+    assert!(server.terminate().success());
+    let logs = std::fs::read_to_string(path).unwrap();
+    let lines: Vec<&str> = logs.lines().collect();
+    assert!(lines.len() > 20, "expected request logs, got:\n{logs}");
+    for line in &lines {
+        serde_json::from_str::<Value>(line)
+            .unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
+    }
+    for (what, value) in &secrets {
+        assert!(!value.is_empty());
+        assert!(
+            !logs.contains(value.as_str()),
+            "the {what} appears in the logs"
+        );
+    }
+    println!(
+        "logs: {} lines, none holds any of {} secrets",
+        lines.len(),
+        secrets.len()
+    );
+}
+
+/// Sends a request whose body arrives in two parts, SIGTERM in between: the
+/// in-flight request still completes; then the server exports its users and exits 0.
+#[tokio::test]
+async fn sigterm_finishes_in_flight_requests_then_exports_for_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("users.json");
+    let export_arg = export.to_str().unwrap().to_owned();
+    let server = BinServer::spawn(
+        &dir.path().join("data"),
+        &dir.path().join("stderr.log"),
+        &["--export-on-exit", &export_arg],
+        &[],
+    );
+    let api = server.api();
+    let earlier = api.sign_in_anonymously().await.str("sub");
+
+    let body = b"{}";
+    let mut conn = std::net::TcpStream::connect(&server.addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        conn,
+        "POST /auth/v1/signin/anonymously?client_id={ENV} HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    conn.write_all(&body[..1]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = server.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    conn.write_all(&body[1..]).unwrap();
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&reply).contains("\"groups\"") {
+        let n = conn
+            .read(&mut chunk)
+            .expect("reply to the in-flight request");
+        assert!(n > 0, "connection closed without a reply");
+        reply.extend_from_slice(&chunk[..n]);
+    }
+    let reply = String::from_utf8_lossy(&reply).into_owned();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let late_uid = reply
+        .split("\"sub\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(server.terminate().success(), "clean exit after SIGTERM");
+
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&export).unwrap()).unwrap();
+    let uids: Vec<&str> = doc["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["uid"].as_str().unwrap())
+        .collect();
+    assert_eq!(uids.len(), 2);
+    assert!(uids.contains(&earlier.as_str()) && uids.contains(&late_uid.as_str()));
+
+    // Import into a fresh data dir.
+    let second = BinServer::spawn(
+        &dir.path().join("data2"),
+        &dir.path().join("stderr2.log"),
+        &["--import", export.to_str().unwrap()],
+        &[],
+    );
+    let listed = second
+        .api()
+        .get_bearer("/emulator/v1/users", second.admin_token.as_deref().unwrap())
+        .await;
+    assert_eq!(listed.body["users"], doc["users"]);
+    assert!(second.terminate().success());
+}
+
+/// Concurrent clients sign in and refresh; the server is SIGKILLed mid-burst and
+/// restarted on the same data dir: every session's latest refresh token that a client
+/// got a 200 for must still refresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_tokens_survive_sigkill() {
+    const CLIENTS: usize = 4;
+    const OPS_PER_CLIENT: usize = 400;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let no_limits = ["--signin-rate-per-ip", "0", "--signin-rate-per-device", "0"];
+    let server = BinServer::spawn(&data, &dir.path().join("stderr.log"), &no_limits, &[]);
+    let api = server.api();
+
+    // session id → (uid, latest acknowledged refresh token)
+    let acked: Arc<Mutex<HashMap<usize, (String, String)>>> = Arc::default();
+    let refreshes = Arc::new(Mutex::new(0usize));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for client in 0..CLIENTS {
+        let api = api.clone();
+        let acked = acked.clone();
+        let refreshes = refreshes.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine: Vec<usize> = Vec::new();
+            for op in 0..OPS_PER_CLIENT {
+                if started.elapsed() > Duration::from_secs(15) {
+                    break;
+                }
+                // Every third operation signs in; the others refresh one of our sessions.
+                let result = if op % 3 == 0 || mine.is_empty() {
+                    let url = format!("{}/auth/v1/signin/anonymously?client_id={ENV}", api.base);
+                    match api.http.post(url).body("{}").send().await {
+                        Ok(r) if r.status() == 200 => match r.json::<Value>().await {
+                            Ok(v) => {
+                                let id = client * OPS_PER_CLIENT + op;
+                                let entry = (v["sub"].as_str().unwrap().to_owned(), v["refresh_token"].as_str().unwrap().to_owned());
+                                acked.lock().unwrap().insert(id, entry);
+                                mine.push(id);
+                                Ok(())
+                            }
+                            Err(_) => Err(()),
+                        },
+                        _ => Err(()),
+                    }
+                } else {
+                    let id = mine[op % mine.len()];
+                    let token = acked.lock().unwrap()[&id].1.clone();
+                    let body = json!({"client_id": ENV, "grant_type": "refresh_token", "refresh_token": token});
+                    let url = format!("{}/auth/v1/token?client_id={ENV}", api.base);
+                    match api.http.post(url).body(body.to_string()).send().await {
+                        Ok(r) if r.status() == 200 => match r.json::<Value>().await {
+                            Ok(v) => {
+                                acked.lock().unwrap().get_mut(&id).unwrap().1 =
+                                    v["refresh_token"].as_str().unwrap().to_owned();
+                                *refreshes.lock().unwrap() += 1;
+                                Ok(())
+                            }
+                            Err(_) => Err(()),
+                        },
+                        Ok(r) => panic!("refresh refused before the crash: {}", r.status()),
+                        Err(_) => Err(()),
+                    }
+                };
+                if result.is_err() {
+                    // The server is gone.
+                    break;
+                }
+            }
+        }));
+    }
+    // Kill mid-burst: once enough has been acknowledged, or after a bounded wait.
+    while acked.lock().unwrap().len() < 150 && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.kill();
+    let killed_at = started.elapsed();
+    for t in tasks {
+        t.await.expect("client task");
+    }
+    let sessions: Vec<(String, String)> = acked.lock().unwrap().values().cloned().collect();
+    let refreshed = *refreshes.lock().unwrap();
+    assert!(!sessions.is_empty());
+
+    let restarted = BinServer::spawn(&data, &dir.path().join("stderr2.log"), &no_limits, &[]);
+    let api = restarted.api();
+    let mut lost = 0;
+    for (uid, token) in &sessions {
+        let r = api.refresh(token).await;
+        if r.status != 200 || r.str("sub") != *uid {
+            lost += 1;
+            eprintln!("lost session {uid}: {} {}", r.status, r.text);
+        }
+    }
+    println!(
+        "durability: SIGKILL after {} ms; {} sign-ins and {} refreshes acknowledged; {} sessions checked after restart, lost = {}",
+        killed_at.as_millis(),
+        sessions.len(),
+        refreshed,
+        sessions.len(),
+        lost
+    );
+    assert_eq!(lost, 0);
+    assert!(restarted.terminate().success());
+}
+
+/// Runs `serve` on `data` with `args`, expecting it to refuse to start: returns its exit
+/// code, stdout and stderr. A server that starts instead fails the test.
+fn refused_start(data: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let mut child = binary()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .args(args)
+        .env_remove("CLOUDBASE_AUTH_ADMIN_TOKEN")
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "serve {args:?} started instead of refusing:\n{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The store and the signing key are created together, so each vouches for the other:
+/// a store that fails SQLite's integrity check, a store lost next to its key, or a key
+/// lost next to a store's users stops the start with the cause, the fix and exit code 3
+/// (the data dir needs attention). A key other users may read is served with a warning.
+#[tokio::test]
+async fn a_damaged_or_lost_store_or_key_is_refused_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = BinServer::spawn(&data, &dir.path().join("stderr.log"), &[], &[]);
+    let signed = server.api().sign_in_anonymously().await;
+    assert_eq!(signed.status, 200);
+    assert!(server.terminate().success());
+    let db = data.join("auth.db");
+    let key = data.join("signing-key.ed25519");
+    assert!(
+        std::fs::metadata(data.join("auth.db-wal")).map_or(true, |m| m.len() == 0),
+        "a clean shutdown leaves everything in auth.db"
+    );
+    let pristine = std::fs::read(&db).unwrap();
+    let restore = || {
+        for derived in ["auth.db-wal", "auth.db-shm"] {
+            let _ = std::fs::remove_file(data.join(derived));
+        }
+        std::fs::write(&db, &pristine).unwrap();
+    };
+    let expect_refusal = |args: &[&str], needles: &[&str]| {
+        let (code, stdout, stderr) = refused_start(&data, args);
+        assert_eq!(code, Some(3), "{stderr}");
+        assert!(stdout.is_empty(), "nothing listened: {stdout}");
+        for needle in needles {
+            assert!(stderr.contains(needle), "`{needle}` missing from: {stderr}");
+        }
+    };
+
+    // The store truncated to nothing, then gone: its users would be silently lost.
+    let store_gone = ["missing or empty", "--reset-store", db.to_str().unwrap()];
+    std::fs::write(&db, b"").unwrap();
+    expect_refusal(&[], &store_gone);
+    std::fs::remove_file(&db).unwrap();
+    expect_refusal(&[], &store_gone);
+    // Unless told to start over.
+    let fresh = BinServer::spawn(
+        &data,
+        &dir.path().join("fresh.log"),
+        &["--reset-store"],
+        &[],
+    );
+    let api = fresh.api();
+    api.me(&signed.str("access_token"))
+        .await
+        .assert_error(401, "unauthenticated");
+    let users = api
+        .get_bearer("/emulator/v1/users", fresh.admin_token.as_deref().unwrap())
+        .await;
+    assert_eq!(users.body["users"], json!([]));
+    assert!(fresh.terminate().success());
+
+    // Damage: 200 bytes of noise over the third page, or a smashed file header.
+    restore();
+    let mut damaged = pristine.clone();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for byte in &mut damaged[2 * 4096..2 * 4096 + 200] {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *byte = x as u8;
+    }
+    std::fs::write(&db, &damaged).unwrap();
+    expect_refusal(
+        &[],
+        &["damaged", "integrity check", "--reset-store", "backup"],
+    );
+    let mut damaged = pristine.clone();
+    damaged[..16].fill(0);
+    std::fs::write(&db, &damaged).unwrap();
+    expect_refusal(&[], &["damaged", "--reset-store"]);
+    // --reset-store never replaces a store that is there, damaged or not.
+    expect_refusal(&["--reset-store"], &["damaged"]);
+    assert_eq!(std::fs::read(&db).unwrap(), damaged, "left as it was");
+
+    // The signing key gone while the store holds a user: every token would break.
+    restore();
+    let saved_key = std::fs::read(&key).unwrap();
+    std::fs::remove_file(&key).unwrap();
+    expect_refusal(
+        &[],
+        &["signing key", "missing", "1 users", "--new-signing-key"],
+    );
+    let rekeyed = BinServer::spawn(
+        &data,
+        &dir.path().join("rekeyed.log"),
+        &["--new-signing-key"],
+        &[],
+    );
+    let api = rekeyed.api();
+    api.me(&signed.str("access_token"))
+        .await
+        .assert_error(401, "unauthenticated");
+    let refreshed = api.refresh(&signed.str("refresh_token")).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text);
+    assert_eq!(api.me(&refreshed.str("access_token")).await.status, 200);
+    assert!(rekeyed.terminate().success());
+
+    // A key file other users can read: served, with a warning naming the fix.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::write(&key, &saved_key).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        restore();
+        let open = BinServer::spawn(&data, &dir.path().join("open.log"), &[], &[]);
+        assert_eq!(open.api().me(&signed.str("access_token")).await.status, 200);
+        let logs = open.stderr();
+        assert!(open.terminate().success());
+        assert!(
+            logs.contains("accessible to other users") && logs.contains("chmod 600"),
+            "{logs}"
+        );
+    }
+}

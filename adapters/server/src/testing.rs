@@ -1,0 +1,283 @@
+//! Test helpers (feature `testing`): a server started in-process on `127.0.0.1:0` with
+//! its own temporary data dir, and a plain HTTP client that sends requests as a test
+//! writes them. This crate's integration tests and the `cloudbase-auth` binary's use
+//! them; every server a test starts is stopped by the test (or on drop).
+//!
+//! Test code: the helpers panic (failing the test) when the server does not answer as
+//! they expect.
+
+#![allow(
+    clippy::missing_panics_doc,
+    clippy::exhaustive_structs,
+    reason = "test helpers: a panic is a failed test"
+)]
+
+use crate::{ServeConfig, Server};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The env id the tests use.
+pub const ENV: &str = "test-env-1a2b";
+/// The Mini Program appId the tests use.
+pub const APPID: &str = "wx0123456789abcdef";
+
+/// A reply: status, headers and parsed JSON body (`Value::Null` if not JSON).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The HTTP status.
+    pub status: u16,
+    /// The reply headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// The body as JSON (`Value::Null` if it is not JSON).
+    pub body: Value,
+    /// The body as text.
+    pub text: String,
+}
+
+impl Reply {
+    /// The string member `field` of the body; panics (failing the test) without one.
+    pub fn str(&self, field: &str) -> String {
+        self.body[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("no string `{field}` in {}", self.text))
+            .to_owned()
+    }
+
+    /// Asserts a CloudBase error reply.
+    pub fn assert_error(&self, status: u16, error: &str) {
+        assert_eq!(self.status, status, "{}", self.text);
+        assert_eq!(self.body["error"], error, "{}", self.text);
+        assert!(
+            self.body["error_code"].as_i64().is_some_and(|c| c != 0),
+            "{}",
+            self.text
+        );
+        assert!(self.body["error_description"].is_string(), "{}", self.text);
+    }
+}
+
+/// A plain HTTP client bound to one base URL.
+#[derive(Debug, Clone)]
+pub struct Api {
+    /// `http://ADDR`.
+    pub base: String,
+    /// The client (20 s timeout).
+    pub http: reqwest::Client,
+}
+
+impl Api {
+    /// A client of the server at `base`.
+    pub fn new(base: String) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("client");
+        Self { base, http }
+    }
+
+    /// Sends `req` and reads the whole reply.
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body read");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    /// `POST path` with `body`.
+    pub async fn post(&self, path: &str, body: &str) -> Reply {
+        // No content type, like the browser SDK (which ends up as text/plain).
+        self.send(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .body(body.to_owned()),
+        )
+        .await
+    }
+
+    /// `POST path` with `body` and `Authorization: Bearer token`.
+    pub async fn post_bearer(&self, path: &str, token: &str, body: &str) -> Reply {
+        self.send(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .header("authorization", format!("Bearer {token}"))
+                .body(body.to_owned()),
+        )
+        .await
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(self.http.get(format!("{}{path}", self.base)))
+            .await
+    }
+
+    /// `GET path` with `Authorization: Bearer token`.
+    pub async fn get_bearer(&self, path: &str, token: &str) -> Reply {
+        self.send(
+            self.http
+                .get(format!("{}{path}", self.base))
+                .header("authorization", format!("Bearer {token}")),
+        )
+        .await
+    }
+
+    /// An anonymous sign-in in [`ENV`].
+    pub async fn sign_in_anonymously(&self) -> Reply {
+        self.post(
+            &format!("/auth/v1/signin/anonymously?client_id={ENV}"),
+            "{}",
+        )
+        .await
+    }
+
+    /// A refresh in [`ENV`].
+    pub async fn refresh(&self, refresh_token: &str) -> Reply {
+        let body = json!({"client_id": ENV, "client_secret": "", "grant_type": "refresh_token",
+                          "refresh_token": refresh_token});
+        self.post(
+            &format!("/auth/v1/token?client_id={ENV}"),
+            &body.to_string(),
+        )
+        .await
+    }
+
+    /// `user/me` with `access_token`.
+    pub async fn me(&self, access_token: &str) -> Reply {
+        self.get_bearer("/auth/v1/user/me", access_token).await
+    }
+
+    /// `wx.login` through the emulator: returns (code, openid).
+    pub async fn mint_code(&self, appid: &str, openid: Option<&str>) -> (String, String) {
+        let mut body = json!({"appid": appid});
+        if let Some(o) = openid {
+            body["openid"] = json!(o);
+        }
+        let r = self
+            .post("/emulator/v1/wechat/login-code", &body.to_string())
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        (r.str("code"), r.str("openid"))
+    }
+
+    /// `provider/token` in [`ENV`] for a `wx.login` code of `appid`.
+    pub async fn provider_token(&self, appid: &str, code: &str) -> Reply {
+        let body = json!({"provider_id": appid, "provider_code": code,
+                          "provider_params": {"provider_code_type": "open_id", "appid": appid}});
+        self.post(
+            &format!("/auth/v1/provider/token?client_id={ENV}"),
+            &body.to_string(),
+        )
+        .await
+    }
+
+    /// Mints a code for `openid` and exchanges it: the provider token.
+    pub async fn wechat_provider_token(&self, openid: &str) -> String {
+        let (code, _) = self.mint_code(APPID, Some(openid)).await;
+        let r = self.provider_token(APPID, &code).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.str("provider_token")
+    }
+
+    /// `signin/with/provider` in [`ENV`].
+    pub async fn sign_in_with_provider(&self, provider_token: &str) -> Reply {
+        self.post(
+            &format!("/auth/v1/signin/with/provider?client_id={ENV}"),
+            &json!({"provider_token": provider_token}).to_string(),
+        )
+        .await
+    }
+}
+
+/// A server running in this process, with its own temporary data dir.
+pub struct TestServer {
+    /// A client of this server.
+    pub api: Api,
+    /// The server (`None` once stopped).
+    pub server: Option<Server>,
+    /// The temporary directory holding the data dir (`data`).
+    pub dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Defaults for tests: loopback port 0, fresh data dir.
+    pub fn config(dir: &Path) -> ServeConfig {
+        let mut config = ServeConfig::new(dir.join("data"));
+        config.listen = "127.0.0.1:0".parse().expect("addr");
+        config
+    }
+
+    /// A server with the [`Self::config`] defaults.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A server with the defaults changed by `tweak`.
+    pub async fn start_with(tweak: impl FnOnce(&mut ServeConfig)) -> Self {
+        Self::start_in(tempfile::tempdir().expect("tempdir"), tweak).await
+    }
+
+    /// A server on `dir/data` (which may hold an earlier server's data).
+    pub async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut ServeConfig)) -> Self {
+        let mut config = Self::config(dir.path());
+        tweak(&mut config);
+        let server = Server::start(config).await.expect("server starts");
+        let api = Api::new(format!("http://{}", server.local_addr()));
+        Self {
+            api,
+            server: Some(server),
+            dir,
+        }
+    }
+
+    /// Stops this server and starts another on the same data dir with `tweak`.
+    pub async fn restart_with(self, tweak: impl FnOnce(&mut ServeConfig)) -> Self {
+        let Self { server, dir, .. } = self;
+        if let Some(server) = server {
+            server.shutdown().await.expect("clean shutdown");
+        }
+        Self::start_in(dir, tweak).await
+    }
+
+    /// How many rows `table` of the store holds (read through a connection of its own).
+    pub async fn count_rows(&self, table: &str) -> i64 {
+        use sqlx::ConnectOptions as _;
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(self.data_dir().join(crate::store::DB_FILE))
+            .read_only(true);
+        let mut conn = options.connect().await.expect("store opens read-only");
+        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&mut conn)
+            .await
+            .expect("count");
+        n
+    }
+
+    /// The data dir.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The generated admin token (emulated mode).
+    pub fn admin_token(&self) -> String {
+        self.server
+            .as_ref()
+            .and_then(|s| s.admin_token())
+            .expect("emulated mode has an admin token")
+            .to_owned()
+    }
+
+    /// Shuts the server down gracefully.
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.expect("clean shutdown");
+        }
+    }
+}

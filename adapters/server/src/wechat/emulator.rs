@@ -1,0 +1,289 @@
+//! The emulated WeChat: single-use login codes valid for a few minutes, minted on
+//! request (what a test's stand-in `wx.login` calls), and `code2Session` with WeChat's
+//! checks and error codes. Codes live in memory: a restart forgets them, as a real
+//! code would have expired by then anyway.
+
+use super::{Code2Session, GRANT_TYPE, WxError, WxUser, errcode, is_valid_wx_id};
+use crate::config::{WeChatApps, is_valid_appid};
+use crate::secrets::{b64url, random_bytes};
+use cloudbase_auth_server_api::Fault;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Most codes held at once (unused and used ones until they expire).
+const CODES_MAX: usize = 100_000;
+
+#[derive(Debug)]
+struct Code {
+    appid: String,
+    openid: String,
+    unionid: Option<String>,
+    /// The WeChat error this code's exchange answers instead (fault injection).
+    fault: Option<i64>,
+    issued: Instant,
+    used: bool,
+}
+
+/// The WeChat error a [`Fault`] makes its code's exchange answer.
+fn fault_errcode(fault: Fault) -> i64 {
+    match fault {
+        Fault::Busy => errcode::BUSY,
+        Fault::Blocked => errcode::BLOCKED,
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    codes: HashMap<String, Code>,
+    /// appid → (minute index, calls in that minute).
+    quota: HashMap<String, (u64, u32)>,
+}
+
+/// Why a code could not be minted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum MintError {
+    #[error("appid must be 1..=32 characters of [A-Za-z0-9_-]")]
+    BadAppid,
+    #[error("appid is not configured on this server")]
+    UnknownApp,
+    #[error(
+        "openid and unionid must be 1..=64 visible ASCII characters without quotes or backslashes"
+    )]
+    BadOpenid,
+    #[error("too many outstanding codes; wait for some to expire")]
+    Full,
+    #[error("the operating system's random source failed")]
+    Random,
+}
+
+/// A successful emulated `code2Session` (the HTTP reply also carries a session key).
+#[derive(Debug)]
+pub(crate) struct Exchanged {
+    pub(crate) user: WxUser,
+}
+
+/// The in-process WeChat.
+#[derive(Debug)]
+pub(crate) struct WeChatEmulator {
+    apps: WeChatApps,
+    quota_per_minute: u32,
+    code_ttl: Duration,
+    started: Instant,
+    state: Mutex<State>,
+}
+
+impl WeChatEmulator {
+    /// An emulator that knows `apps` (empty: any well-formed appid, any secret).
+    pub(crate) fn new(apps: WeChatApps, quota_per_minute: u32, code_ttl: Duration) -> Self {
+        Self {
+            apps,
+            quota_per_minute,
+            code_ttl,
+            started: Instant::now(),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic elsewhere while holding the lock leaves only plain data behind.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn knows(&self, appid: &str) -> bool {
+        is_valid_appid(appid) && (self.apps.is_empty() || self.apps.secret(appid).is_some())
+    }
+
+    /// `wx.login` for `openid` (a fresh one when `None`): a new single-use code.
+    pub(crate) fn mint(
+        &self,
+        appid: &str,
+        openid: Option<&str>,
+        unionid: Option<&str>,
+        fault: Option<Fault>,
+    ) -> Result<(String, String), MintError> {
+        if !is_valid_appid(appid) {
+            return Err(MintError::BadAppid);
+        }
+        if !self.knows(appid) {
+            return Err(MintError::UnknownApp);
+        }
+        if !openid.is_none_or(is_valid_wx_id) || !unionid.is_none_or(is_valid_wx_id) {
+            return Err(MintError::BadOpenid);
+        }
+        let openid = match openid {
+            Some(o) => o.to_owned(),
+            // Real openids are 28 URL-safe characters starting with `o`.
+            None => format!(
+                "o{}",
+                b64url(&random_bytes::<20>().map_err(|_| MintError::Random)?)
+            ),
+        };
+        let code = b64url(&random_bytes::<24>().map_err(|_| MintError::Random)?);
+        let mut state = self.lock();
+        if state.codes.len() >= CODES_MAX {
+            let ttl = self.code_ttl;
+            state.codes.retain(|_, c| c.issued.elapsed() < ttl);
+            if state.codes.len() >= CODES_MAX {
+                return Err(MintError::Full);
+            }
+        }
+        state.codes.insert(
+            code.clone(),
+            Code {
+                appid: appid.to_owned(),
+                openid: openid.clone(),
+                unionid: unionid.map(str::to_owned),
+                issued: Instant::now(),
+                fault: fault.map(fault_errcode),
+                used: false,
+            },
+        );
+        Ok((code, openid))
+    }
+
+    /// Forgets every code (the admin reset).
+    pub(crate) fn clear(&self) {
+        let mut state = self.lock();
+        state.codes.clear();
+        state.quota.clear();
+    }
+
+    /// Counts one call against the appid's minute quota.
+    fn charge(&self, state: &mut State, appid: &str) -> Result<(), i64> {
+        if self.quota_per_minute == 0 {
+            return Ok(());
+        }
+        let minute = self.started.elapsed().as_secs() / 60;
+        let entry = state.quota.entry(appid.to_owned()).or_insert((minute, 0));
+        if entry.0 != minute {
+            *entry = (minute, 0);
+        }
+        if entry.1 >= self.quota_per_minute {
+            return Err(errcode::QUOTA);
+        }
+        entry.1 += 1;
+        Ok(())
+    }
+
+    fn redeem(&self, appid: &str, code: &str) -> Result<WxUser, i64> {
+        let mut state = self.lock();
+        self.charge(&mut state, appid)?;
+        let Some(entry) = state.codes.get_mut(code) else {
+            return Err(errcode::INVALID_CODE);
+        };
+        if entry.appid != appid || entry.issued.elapsed() >= self.code_ttl {
+            return Err(errcode::INVALID_CODE);
+        }
+        if entry.used {
+            return Err(errcode::CODE_USED);
+        }
+        entry.used = true;
+        if let Some(code) = entry.fault {
+            return Err(code);
+        }
+        Ok(WxUser {
+            openid: entry.openid.clone(),
+            unionid: entry.unionid.clone(),
+        })
+    }
+
+    /// WeChat's `GET /sns/jscode2session` with all its checks, in WeChat's order.
+    pub(crate) fn jscode2session(
+        &self,
+        appid: Option<&str>,
+        secret: Option<&str>,
+        code: Option<&str>,
+        grant_type: Option<&str>,
+    ) -> Result<Exchanged, i64> {
+        fn present(v: Option<&str>) -> Option<&str> {
+            v.filter(|s| !s.is_empty())
+        }
+        let appid = present(appid).ok_or(errcode::MISSING_APPID)?;
+        let secret = present(secret).ok_or(errcode::MISSING_SECRET)?;
+        let code = present(code).ok_or(errcode::MISSING_CODE)?;
+        if grant_type != Some(GRANT_TYPE) {
+            return Err(errcode::BAD_GRANT_TYPE);
+        }
+        if !self.knows(appid) {
+            return Err(errcode::BAD_APPID);
+        }
+        if let Some(expected) = self.apps.secret(appid)
+            && !crate::secrets::ct_eq(expected.as_bytes(), secret.as_bytes())
+        {
+            return Err(errcode::BAD_SECRET);
+        }
+        let user = self.redeem(appid, code)?;
+        Ok(Exchanged { user })
+    }
+}
+
+/// The in-process exchange skips the secret (the server is its own WeChat).
+#[async_trait::async_trait]
+impl Code2Session for WeChatEmulator {
+    async fn exchange(&self, appid: &str, code: &str) -> Result<WxUser, WxError> {
+        if !self.knows(appid) {
+            return Err(WxError::UnknownApp);
+        }
+        self.redeem(appid, code).map_err(WxError::from_errcode)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn emulator(quota: u32, ttl: Duration) -> WeChatEmulator {
+        WeChatEmulator::new(
+            WeChatApps::parse_list("wxapp1:secret1").unwrap(),
+            quota,
+            ttl,
+        )
+    }
+
+    #[test]
+    fn codes_are_single_use_and_checked() {
+        let e = emulator(0, Duration::from_secs(300));
+        let (code, openid) = e.mint("wxapp1", None, None, None).unwrap();
+        assert_eq!(openid.len(), 28);
+        let ok = |a, s, c| e.jscode2session(Some(a), Some(s), Some(c), Some(GRANT_TYPE));
+        assert_eq!(ok("wxapp1", "bad", &code).err(), Some(errcode::BAD_SECRET));
+        assert_eq!(
+            ok("wxother", "secret1", &code).err(),
+            Some(errcode::BAD_APPID)
+        );
+        assert_eq!(
+            ok("wxapp1", "secret1", "nope").err(),
+            Some(errcode::INVALID_CODE)
+        );
+        assert_eq!(ok("wxapp1", "secret1", &code).unwrap().user.openid, openid);
+        assert_eq!(
+            ok("wxapp1", "secret1", &code).err(),
+            Some(errcode::CODE_USED)
+        );
+        let missing = e.jscode2session(None, Some("s"), Some("c"), Some(GRANT_TYPE));
+        assert_eq!(missing.err(), Some(errcode::MISSING_APPID));
+        let missing = e.jscode2session(Some("wxapp1"), None, Some("c"), Some(GRANT_TYPE));
+        assert_eq!(missing.err(), Some(errcode::MISSING_SECRET));
+        let missing = e.jscode2session(Some("wxapp1"), Some("s"), None, Some(GRANT_TYPE));
+        assert_eq!(missing.err(), Some(errcode::MISSING_CODE));
+        assert_eq!(
+            e.mint("wxother", None, None, None),
+            Err(MintError::UnknownApp)
+        );
+        assert_eq!(e.mint("wx app", None, None, None), Err(MintError::BadAppid));
+        assert_eq!(
+            e.mint("wxapp1", Some("a\"b"), None, None),
+            Err(MintError::BadOpenid)
+        );
+    }
+
+    #[test]
+    fn expiry_and_quota() {
+        let e = emulator(2, Duration::ZERO);
+        let (code, _) = e.mint("wxapp1", Some("o1"), None, None).unwrap();
+        assert_eq!(e.redeem("wxapp1", &code), Err(errcode::INVALID_CODE));
+        assert_eq!(e.redeem("wxapp1", &code), Err(errcode::INVALID_CODE));
+        assert_eq!(e.redeem("wxapp1", &code), Err(errcode::QUOTA));
+    }
+}
