@@ -218,7 +218,7 @@ pub struct ProviderIdentity {
 }
 
 impl ProviderIdentity {
-    /// Build an entry (the server uses this).
+    /// Build an entry, as a server writes it.
     pub fn new(id: String<SHORT_FIELD_MAX>, provider_user_id: String<OPENID_MAX>) -> Self {
         Self {
             id,
@@ -379,7 +379,7 @@ pub struct ErrorBody {
 }
 
 impl ErrorBody {
-    /// Build an error body (the server uses this); the description is cut to fit.
+    /// Build an error body, as a server writes it; the description is cut to fit.
     pub fn new(error: &str, error_code: i64, description: &str) -> Self {
         let mut b = ErrorBody {
             error_code,
@@ -396,11 +396,6 @@ impl ErrorBody {
             }
         }
         b
-    }
-
-    /// The body for CloudBase error `code` (the server uses this).
-    pub fn of(code: super::codes::ErrorCode, description: &str) -> Self {
-        Self::new(code.name, code.code, description)
     }
 
     /// Parses an error body. An over-long `error` name is kept empty rather than failing
