@@ -30,6 +30,8 @@ pub type Seed = (&'static str, Vec<u8>);
 mod tests {
     use super::*;
     use cloudbase_auth_testkit::corpus;
+    use proptest::prelude::*;
+    use proptest::{collection, sample};
 
     const REGENERATE: &str =
         "cargo test -p cloudbase-auth-server --lib -- --ignored write_seed_corpora";
@@ -86,34 +88,43 @@ mod tests {
         }
     }
 
-    /// Pseudo-random inputs (a fixed xorshift sequence) mixed into the seeds.
-    #[test]
-    fn mutated_seeds_pass() {
-        let mut next = corpus::xorshift(0x9e37_79b9_7f4a_7c15);
-        let seeds: Vec<Vec<u8>> = server_request_seeds().into_iter().map(|(_, b)| b).collect();
-        let replies: Vec<Vec<u8>> = code2session_reply_seeds()
-            .into_iter()
-            .map(|(_, b)| b)
-            .collect();
-        for i in 0..300 {
-            let mut input = seeds[i % seeds.len()].clone();
-            let mut reply = replies[i % replies.len()].clone();
-            for _ in 0..(1 + next() % 4) {
-                let at = (next() as usize) % input.len();
-                input[at] = next() as u8;
-                let at = (next() as usize) % reply.len();
-                reply[at] = next() as u8;
-            }
-            server_request(&input);
-            code2session_reply(&reply);
-        }
-    }
-
     /// Regenerates `fuzz/corpus/{server_request,code2session_reply}/` (`REGENERATE`).
     #[test]
     #[ignore = "writes the seed corpora"]
     fn write_seed_corpora() {
         corpus::write_seeds("server_request", &server_request_seeds());
         corpus::write_seeds("code2session_reply", &code2session_reply_seeds());
+    }
+
+    /// A seed with 1 to 4 of its bytes overwritten (each edit: a position, wrapped to
+    /// the seed's length, and the new byte).
+    fn mutated(seeds: Vec<Seed>) -> impl Strategy<Value = Vec<u8>> {
+        let seeds: Vec<Vec<u8>> = seeds.into_iter().map(|(_, bytes)| bytes).collect();
+        (
+            sample::select(seeds),
+            collection::vec((any::<sample::Index>(), any::<u8>()), 1..=4),
+        )
+            .prop_map(|(mut bytes, edits)| {
+                for (at, byte) in edits {
+                    let at = at.index(bytes.len());
+                    bytes[at] = byte;
+                }
+                bytes
+            })
+    }
+
+    proptest! {
+        /// Seeds with a few bytes changed pass the target's checks (they shrink to the
+        /// fewest, smallest edits).
+        #[test]
+        fn mutated_server_requests_pass(input in mutated(server_request_seeds())) {
+            server_request(&input);
+        }
+
+        /// The same for WeChat's replies.
+        #[test]
+        fn mutated_code2session_replies_pass(reply in mutated(code2session_reply_seeds())) {
+            code2session_reply(&reply);
+        }
     }
 }
