@@ -646,65 +646,105 @@ mod tests {
         }
     }
 
-    /// The guard's verdict matches hyper's on heads mutated from valid ones (a fixed
-    /// xorshift sequence, bytes picked where parsers disagree most): every head hyper
-    /// would answer by itself is refused with its status, and every head it serves
-    /// passes, so the guard neither lets an empty reply through nor refuses a request
-    /// hyper would serve.
-    #[tokio::test]
-    async fn verdicts_agree_with_hyper() {
-        let seeds: [&[u8]; 8] = [
-            b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n",
-            b"POST /auth/v1/token?client_id=e HTTP/1.1\r\ncontent-length: 2\r\ncontent-type: text/plain\r\n\r\n",
-            b"POST /a HTTP/1.1\r\ntransfer-encoding: chunked\r\ncontent-length: 4\r\n\r\n",
-            b"\r\nGET / HTTP/1.0\r\nconnection: keep-alive\r\n\r\n",
-            b"OPTIONS * HTTP/1.1\r\nx-device-id: abc\r\nx:\t y \r\n\r\n",
-            b"GET /demo/ HTTP/1.1\r\nContent-Length: 0\r\nCONTENT-LENGTH: 0\r\n\r\n",
-            b"CONNECT 127.0.0.1:1 HTTP/1.1\r\n\r\n",
-            b"DELETE /emulator/v1/data HTTP/1.1\r\nauthorization: Bearer a.b.c\r\n\r\n",
+    /// Valid heads, and the bytes mutations put into them (where parsers disagree most).
+    const SEEDS: [&[u8]; 8] = [
+        b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n",
+        b"POST /auth/v1/token?client_id=e HTTP/1.1\r\ncontent-length: 2\r\ncontent-type: text/plain\r\n\r\n",
+        b"POST /a HTTP/1.1\r\ntransfer-encoding: chunked\r\ncontent-length: 4\r\n\r\n",
+        b"\r\nGET / HTTP/1.0\r\nconnection: keep-alive\r\n\r\n",
+        b"OPTIONS * HTTP/1.1\r\nx-device-id: abc\r\nx:\t y \r\n\r\n",
+        b"GET /demo/ HTTP/1.1\r\nContent-Length: 0\r\nCONTENT-LENGTH: 0\r\n\r\n",
+        b"CONNECT 127.0.0.1:1 HTTP/1.1\r\n\r\n",
+        b"DELETE /emulator/v1/data HTTP/1.1\r\nauthorization: Bearer a.b.c\r\n\r\n",
+    ];
+    const BYTES: &[u8] = b" \t\r\n:,;/?#%@*0123456789-_.~\"'()[]{}<>\\|aAzZ\x00\x01\x7f\x80\xff";
+
+    /// One change to a head.
+    #[derive(Debug, Clone, Copy)]
+    enum Edit {
+        Set(proptest::sample::Index, u8),
+        Insert(proptest::sample::Index, u8),
+        Remove(proptest::sample::Index),
+    }
+
+    /// A seed with 1 to 3 edits (they shrink to fewer, earlier-listed bytes).
+    fn mutated_head() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        use proptest::sample::{Index, select};
+        let byte = || select(BYTES);
+        let edit = prop_oneof![
+            (any::<Index>(), byte()).prop_map(|(at, b)| Edit::Set(at, b)),
+            (any::<Index>(), byte()).prop_map(|(at, b)| Edit::Insert(at, b)),
+            any::<Index>().prop_map(Edit::Remove),
         ];
-        const BYTES: &[u8] =
-            b" \t\r\n:,;/?#%@*0123456789-_.~\"'()[]{}<>\\|aAzZ\x00\x01\x7f\x80\xff";
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        let (mut served, mut refused) = (0, 0);
-        for i in 0..3_000 {
-            let mut head = seeds[i % seeds.len()].to_vec();
-            for _ in 0..=(next() % 3) {
-                let at = (next() as usize) % head.len();
-                let byte = BYTES[(next() as usize) % BYTES.len()];
-                match next() % 3 {
-                    0 => head[at] = byte,
-                    1 => head.insert(at, byte),
-                    _ => {
-                        head.remove(at);
+        (select(&SEEDS[..]), proptest::collection::vec(edit, 1..=3)).prop_map(|(seed, edits)| {
+            let mut head = seed.to_vec();
+            for edit in edits {
+                match edit {
+                    Edit::Set(at, b) => {
+                        let at = at.index(head.len());
+                        head[at] = b;
+                    }
+                    Edit::Insert(at, b) => head.insert(at.index(head.len()), b),
+                    Edit::Remove(at) => {
+                        head.remove(at.index(head.len()));
                     }
                 }
             }
-            let hyper = hyper_on(&head).await;
+            head
+        })
+    }
+
+    /// The guard's verdict matches hyper's on heads mutated from valid ones: every head
+    /// hyper would answer by itself is refused with its status, and every head it serves
+    /// passes, so the guard neither lets an empty reply through nor refuses a request
+    /// hyper would serve. 3,000 cases (a property: a failure shrinks to a minimal head),
+    /// of which more than 500 must be served and 500 refused, so the mutations keep
+    /// reaching both sides.
+    #[test]
+    fn verdicts_agree_with_hyper() {
+        use proptest::test_runner::{Config, TestCaseError, TestRunner};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (served, refused) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let mut runner = TestRunner::new(Config {
+            cases: 3_000,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let result = runner.run(&mutated_head(), |head| {
+            let hyper = runtime.block_on(hyper_on(&head));
+            let text = || String::from_utf8_lossy(&head).into_owned();
             match (inspect(&head), &hyper) {
-                (Inspection::Head { .. }, Hyper::Served) => served += 1,
+                (Inspection::Head { .. }, Hyper::Served) => {
+                    served.fetch_add(1, Ordering::Relaxed);
+                }
                 (Inspection::Refused(r), Hyper::Refused(status)) => {
-                    assert_eq!(
-                        r.status.as_u16(),
-                        *status,
-                        "{:?}",
-                        String::from_utf8_lossy(&head)
-                    );
-                    refused += 1;
+                    if r.status.as_u16() != *status {
+                        return Err(TestCaseError::fail(format!(
+                            "{:?}: guard {}, hyper {status}",
+                            text(),
+                            r.status
+                        )));
+                    }
+                    refused.fetch_add(1, Ordering::Relaxed);
                 }
                 (Inspection::Partial, Hyper::Nothing) => {}
-                (ours, theirs) => panic!(
-                    "{:?}: guard {ours:?}, hyper {theirs:?}",
-                    String::from_utf8_lossy(&head)
-                ),
+                (ours, theirs) => {
+                    return Err(TestCaseError::fail(format!(
+                        "{:?}: guard {ours:?}, hyper {theirs:?}",
+                        text()
+                    )));
+                }
             }
+            Ok(())
+        });
+        if let Err(e) = result {
+            panic!("{e}");
         }
+        let (served, refused) = (served.into_inner(), refused.into_inner());
         assert!(
             served > 500 && refused > 500,
             "{served} served, {refused} refused"
