@@ -48,6 +48,11 @@ fi
 if [ -z "${CLOUDBASE_AUTH_BIN:-}" ]; then
   say "cargo build -p cloudbase-auth (the server that serves /demo/)"
   cargo build -q -p cloudbase-auth || die "the server does not build"
+  # The target dir may be elsewhere (CARGO_TARGET_DIR, .cargo/config.toml).
+  CLOUDBASE_AUTH_BIN="$(cargo metadata --format-version 1 --no-deps | node -e '
+    let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).target_directory))
+  ')/debug/cloudbase-auth"
+  export CLOUDBASE_AUTH_BIN
 fi
 
 say "node --test demo.test.js (Chromium: $CHROMIUM)"
