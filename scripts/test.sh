@@ -42,6 +42,7 @@ step() {
 step setup   ./scripts/setup.sh
 step fmt     cargo fmt --all -- --check
 step clippy  cargo clippy --workspace --all-targets --all-features -- -D warnings
+step client  ./scripts/check-client.sh
 step doc     env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
 step nostd   ./scripts/build-nostd.sh
 step test    cargo test --workspace --all-features --no-fail-fast
