@@ -17,7 +17,6 @@ use cloudbase_auth_core::config::is_valid_id;
 use cloudbase_auth_core::{
     ApiMisuse, Disposition, Error, LoginState, ServerErrorKind, SnapshotError, TransportError,
 };
-
 use cloudbase_auth_server_api::{
     DEFAULT_ORIGIN, HEALTH_PATH, Health, LOGIN_CODE_PATH, LoginCodeReply, LoginCodeRequest,
 };

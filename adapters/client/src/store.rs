@@ -72,7 +72,7 @@ pub trait SnapshotStore: Send + 'static {
         self.clear().map(|()| None)
     }
 
-    /// The server (base URL, as [`crate::client::SessionConfig::server`] normalises it)
+    /// The server (base URL, as [`crate::SessionConfig::server`] normalises it)
     /// whose sessions this store holds, if it is bound to one. A session refuses to run
     /// on a store bound to another server.
     fn server(&self) -> Option<&str> {
@@ -137,7 +137,7 @@ pub enum OpenError {
     /// Another process holds the profile's lock; [`FileStore::open`] would wait for it.
     #[error("profile {} is in use by another process", .0.display())]
     Busy(PathBuf),
-    /// The server URL cannot be used (see [`crate::client::SessionConfig::server`]).
+    /// The server URL cannot be used (see [`crate::SessionConfig::server`]).
     #[error("{0}")]
     BadServer(String),
     /// The directory or lock file could not be created, opened or trusted.
