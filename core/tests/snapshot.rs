@@ -43,14 +43,7 @@ fn varint(mut n: u64) -> Vec<u8> {
 
 /// CRC-32 (IEEE), as the snapshot trailer uses.
 fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
-        }
-    }
-    !crc
+    crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(bytes)
 }
 
 /// Replaces the CRC trailer of `bytes` with the right one for the rest.
