@@ -1,48 +1,41 @@
 //! The session engine: host calls in, [`Output`]s out.
 //!
-//! One login state ([`LoginState`]) plus at most one operation in flight
-//! (`Inflight`), with a bounded list of callers waiting on it (single-flight). Every
-//! state change goes through `Engine::set_state`, which checks the transition table and
-//! queues the event. Every request is tagged with the session generation; sign-in and
-//! sign-out bump it, so a late reply can never act on a newer session.
+//! One login state, which owns the session ([`login`]), plus at most one operation in
+//! flight (`Inflight`) with a bounded list of callers waiting on it (single-flight).
+//! The parts, one concern each:
+//!
+//! * this file: the host API (calls, outputs, reads) and what a call does now — answer,
+//!   wait, or start a task;
+//! * [`flow`]: each task's sequence of requests;
+//! * `replies.rs`: what a reply does to the session, and how a task ends;
+//! * `timers.rs`: the one timer table behind `poll_timeout` and `handle_timeout`;
+//! * [`crate::wire::request`]: writing a request into the host's buffer.
+//!
+//! Every state change goes through `Engine::set_login`, which checks the transition
+//! table and queues the event. Every request is tagged with the session generation;
+//! sign-in and sign-out bump it, so a late reply can never act on a newer session.
+
+mod flow;
+mod login;
+mod replies;
+mod timers;
 
 use crate::capacity::*;
 use crate::config::{
-    Config, DEFAULT_REFRESH_MARGIN_MS, DEFAULT_REQUEST_TIMEOUT_MS, MIN_REFRESH_GAP_MS,
-    RETRY_BACKOFF_MAX_MS, RETRY_BACKOFF_MIN_MS, checked_api_path, checked_id,
+    Config, DEFAULT_REFRESH_MARGIN_MS, DEFAULT_REQUEST_TIMEOUT_MS, RETRY_BACKOFF_MIN_MS,
+    checked_api_path, checked_id,
 };
-use crate::error::{ApiMisuse, Error, ServerErrorKind, SnapshotError, TransportError};
-use crate::output::{Completion, Delivery, OpId, Output, RequestId, Transmit};
+use crate::error::{ApiMisuse, Error, SnapshotError, TransportError};
+use crate::output::{Completion, Delivery, OpId, Output, RequestId};
 use crate::rng::Rng;
-use crate::session::{Profile, Session, SessionView, UserView};
+use crate::session::{Profile, SessionView, UserView};
 use crate::snapshot::{self, SnapshotV1};
 use crate::state::{LoginState, is_allowed};
-use crate::wire::{self, Credential, Credentials, Endpoint, ProviderTokenReply, User};
+use crate::wire::{self, Endpoint, request::Request};
+use flow::{Facts, Task};
 use heapless::{Deque, String, Vec};
-
-/// What a sequence of requests is for. The current request's [`Endpoint`] is the step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Task {
-    /// `signin/anonymously` → `user/me`. `recovery`: the SDK's automatic re-sign-in
-    /// after an anonymous refresh token was rejected (sends `Basic` client auth).
-    AnonymousSignIn { recovery: bool },
-    /// `provider/token` → `signin/with/provider` → `user/me`.
-    WeChatSignIn,
-    /// [`token` if due] → `provider/token` → `user/provider/bind` → `token` → `user/me`.
-    Link,
-    /// `token` (proactive, or for waiters).
-    Refresh,
-    /// `user/me`; on `unauthenticated`, `token` then `user/me` once more.
-    FetchUser { refreshed: bool },
-    /// `revoke`.
-    SignOut,
-}
-
-impl Task {
-    fn is_sign_in(self) -> bool {
-        matches!(self, Task::AnonymousSignIn { .. } | Task::WeChatSignIn)
-    }
-}
+use login::{Exchange, Kind, Login, NO_PROFILE, Side};
+use replies::Reply;
 
 /// The one operation in flight.
 #[derive(Debug, Clone, Copy)]
@@ -84,36 +77,11 @@ enum Queued {
     Completed(OpId, Result<Completion, Error>),
 }
 
-/// Where the session's tokens are.
-#[derive(Debug, Clone)]
-enum Tokens {
-    None,
-    /// The usable session (only in `Anonymous`/`WeChat`).
-    Live(Session),
-    /// Signed out locally; kept only until the `revoke` request is written, then wiped.
-    Revoking(Session),
-}
-
-/// A WeChat exchange in progress: the `wx.login` code, replaced by the provider token.
-#[derive(Debug, Clone, Default)]
-struct Exchange {
-    secret: String<PROVIDER_TOKEN_MAX>,
-    appid: String<APPID_MAX>,
-    exchanged: bool,
-}
-
-/// The profile cache and a WeChat exchange never coexist: an exchange evicts the cache
-/// (it is re-fetched right after), which keeps the engine within 4 KiB.
-#[derive(Debug, Clone)]
-enum Side {
-    Profile(Profile),
-    Exchange(Exchange),
-}
-
 /// The CloudBase Auth session engine. See the crate docs for the run loop.
 #[derive(Debug, Clone)]
 pub struct Engine {
-    state: LoginState,
+    login: Login,
+    side: Side,
     /// Whether `restore` is still accepted (right after `init`).
     restorable: bool,
     env: String<ENV_ID_MAX>,
@@ -128,8 +96,6 @@ pub struct Engine {
     generation: u32,
     next_seq: u32,
     next_op: u32,
-    tokens: Tokens,
-    side: Side,
     inflight: Option<Inflight>,
     waiters: Vec<Waiter, WAITERS_MAX>,
     outputs: Deque<Queued, OUTPUTS_MAX>,
@@ -143,9 +109,6 @@ impl Default for Engine {
         Self::new()
     }
 }
-
-/// An empty profile to point at while the cache is evicted.
-static NO_PROFILE: Profile = Profile::EMPTY;
 
 fn checked_secret<const N: usize>(field: &'static str, s: &str) -> Result<String<N>, ApiMisuse> {
     if s.len() > N {
@@ -164,7 +127,8 @@ impl Engine {
     /// A new engine in `Uninitialized`. `const`, so it can live in a `static`.
     pub const fn new() -> Self {
         Engine {
-            state: LoginState::Uninitialized,
+            login: Login::Uninitialized,
+            side: Side::Profile(Profile::EMPTY),
             restorable: false,
             env: String::new(),
             client_id: String::new(),
@@ -178,8 +142,6 @@ impl Engine {
             generation: 0,
             next_seq: 0,
             next_op: 0,
-            tokens: Tokens::None,
-            side: Side::Profile(Profile::EMPTY),
             inflight: None,
             waiters: Vec::new(),
             outputs: Deque::new(),
@@ -193,7 +155,7 @@ impl Engine {
     /// `wx.cloud.init({env})`: validates `config`, seeds request and device ids from
     /// `seed` (host entropy), and moves to `Initialized`.
     pub fn init(&mut self, now_ms: u64, config: Config<'_>, seed: [u8; 16]) -> Result<(), Error> {
-        if self.state != LoginState::Uninitialized {
+        if self.login.state() != LoginState::Uninitialized {
             return Err(ApiMisuse::AlreadyInitialized.into());
         }
         let env = checked_id("env", config.env)?;
@@ -210,7 +172,7 @@ impl Engine {
         let id = self.rng.hex32();
         self.device_id = String::try_from(id.as_str()).unwrap_or_default();
         self.restorable = true;
-        self.set_state(LoginState::Initialized);
+        self.set_login(Login::Initialized);
         Ok(())
     }
 
@@ -218,7 +180,7 @@ impl Engine {
     /// snapshot the engine goes to `SignedOut`, queues `ClearStorage`, and returns the
     /// reason; a snapshot of another env is left alone (`EnvMismatch`, no change).
     pub fn restore(&mut self, now_ms: u64, bytes: &[u8]) -> Result<(), Error> {
-        if self.state == LoginState::Uninitialized {
+        if self.login.state() == LoginState::Uninitialized {
             return Err(ApiMisuse::NotInitialized.into());
         }
         if !self.restorable {
@@ -230,7 +192,7 @@ impl Engine {
             Ok(s) if s.env != self.env => return Err(SnapshotError::EnvMismatch.into()),
             Ok(s) => s,
             Err(e) => {
-                self.set_state(LoginState::SignedOut);
+                self.set_login(Login::SignedOut { revoking: None });
                 self.push(Queued::Clear);
                 return Err(e.into());
             }
@@ -255,19 +217,26 @@ impl Engine {
         // for the process that wrote the snapshot can never match.
         self.generation = generation.wrapping_add(1);
         self.side = Side::Profile(profile);
-        if let Some(mut s) = session {
-            // The clock went back since the save: keep the remaining lifetime, not the
-            // absolute deadline (conservative on a device whose clock was changed).
-            if saved_at > self.now {
-                let shift = saved_at - self.now;
-                s.expires_at = s.expires_at.saturating_sub(shift);
-                s.refresh_at = s.refresh_at.saturating_sub(shift);
+        let login = match (state, session) {
+            (LoginState::Anonymous | LoginState::WeChat, Some(mut session)) => {
+                // The clock went back since the save: keep the remaining lifetime, not
+                // the absolute deadline (conservative on a device whose clock was changed).
+                if saved_at > self.now {
+                    let shift = saved_at - self.now;
+                    session.expires_at = session.expires_at.saturating_sub(shift);
+                    session.refresh_at = session.refresh_at.saturating_sub(shift);
+                }
+                let kind = match state {
+                    LoginState::WeChat => Kind::WeChat,
+                    _ => Kind::Anonymous,
+                };
+                Login::SignedIn { kind, session }
             }
-            self.tokens = Tokens::Live(s);
-        }
-        if state != LoginState::Initialized {
-            self.set_state(state);
-        }
+            (LoginState::SignedOut, None) => Login::SignedOut { revoking: None },
+            // Initialized (`snapshot::decode` refuses every other combination).
+            _ => return,
+        };
+        self.set_login(login);
     }
 
     // ----- host calls: the wx.cloud.auth() operations ---------------------------------
@@ -306,16 +275,12 @@ impl Engine {
             }) => {
                 self.wait(op, Call::Same);
             }
-            _ if self.state == LoginState::Anonymous => {
+            _ if self.login.state() == LoginState::Anonymous => {
                 self.complete(op, Ok(Completion::SignedIn(LoginState::Anonymous)));
             }
             _ => {
                 self.supersede();
-                self.start(
-                    Task::AnonymousSignIn { recovery: false },
-                    Endpoint::SignInAnonymously,
-                    Some(op),
-                );
+                self.start(Task::AnonymousSignIn { recovery: false }, Some(op));
             }
         }
         self.on_tick();
@@ -336,7 +301,7 @@ impl Engine {
         let op = self.new_op();
         self.supersede();
         self.side = Side::Exchange(exchange);
-        self.start(Task::WeChatSignIn, Endpoint::ProviderToken, Some(op));
+        self.start(Task::WeChatSignIn, Some(op));
         self.on_tick();
         Ok(op)
     }
@@ -347,7 +312,7 @@ impl Engine {
     pub fn link_wechat(&mut self, now_ms: u64, code: &str, appid: &str) -> Result<OpId, Error> {
         let exchange = Self::exchange(code, appid)?;
         self.start_call(now_ms)?;
-        let refusal = match (self.state, self.inflight) {
+        let refusal = match (self.login.state(), self.inflight) {
             (LoginState::Anonymous, None) => None,
             (LoginState::Anonymous, Some(_)) => Some(ApiMisuse::Busy),
             _ => Some(ApiMisuse::NotAnonymous),
@@ -359,12 +324,7 @@ impl Engine {
         }
         let op = self.new_op();
         self.side = Side::Exchange(exchange);
-        let first = if self.refresh_due() {
-            Endpoint::Token
-        } else {
-            Endpoint::ProviderToken
-        };
-        self.start(Task::Link, first, Some(op));
+        self.start(Task::Link { bound: false }, Some(op));
         self.on_tick();
         Ok(op)
     }
@@ -377,15 +337,17 @@ impl Engine {
         self.start_call(now_ms)?;
         let op = self.new_op();
         self.supersede();
-        match core::mem::replace(&mut self.tokens, Tokens::None) {
-            Tokens::Live(session) => {
-                self.tokens = Tokens::Revoking(session);
+        match self.login.session_mut() {
+            Some(session) => {
+                let session = core::mem::take(session);
                 self.side = Side::Profile(Profile::EMPTY);
-                self.set_state(LoginState::SignedOut);
+                self.set_login(Login::SignedOut {
+                    revoking: Some(session),
+                });
                 self.push(Queued::Persist);
-                self.start(Task::SignOut, Endpoint::Revoke, Some(op));
+                self.start(Task::SignOut, Some(op));
             }
-            _ => self.complete(op, Ok(Completion::SignedOut { revoked: false })),
+            None => self.complete(op, Ok(Completion::SignedOut { revoked: false })),
         }
         self.on_tick();
         Ok(op)
@@ -395,7 +357,6 @@ impl Engine {
         Ok(Exchange {
             secret: checked_secret("code", code)?,
             appid: checked_id("appid", appid)?,
-            exchanged: false,
         })
     }
 
@@ -457,12 +418,12 @@ impl Engine {
         };
         let out = match (front, self.inflight) {
             (Queued::Transmit(_), Some(f)) => {
-                let layout = self.write_request(f, buf)?;
-                if let Tokens::Revoking(_) = self.tokens {
+                let layout = self.request(f, buf)?;
+                if let Login::SignedOut { revoking } = &mut self.login {
                     // The revoke body holds the token now; drop our copy.
-                    self.tokens = Tokens::None;
+                    *revoking = None;
                 }
-                Output::Transmit(layout.into_transmit(f, buf))
+                Output::Transmit(layout.into_transmit(f.request, f.step, buf))
             }
             (Queued::Persist, _) => {
                 let n = self.write_snapshot(buf)?;
@@ -484,48 +445,33 @@ impl Engine {
     /// timeout, the refresh time (`expires_at − margin`, or the retry backoff), or the
     /// expiry of a session that cannot refresh. Changes after any input.
     pub fn poll_timeout(&self) -> Option<u64> {
-        if let Some(f) = &self.inflight {
-            return Some(f.deadline);
-        }
-        match &self.tokens {
-            Tokens::Live(s) if s.refresh_token.is_some() => Some(s.refresh_at.max(self.retry_at)),
-            Tokens::Live(s) => Some(s.expires_at),
-            _ => None,
-        }
+        self.next_deadline()
     }
 
     // ----- reads --------------------------------------------------------------------
 
     /// The current login state.
     pub fn login_state(&self) -> LoginState {
-        self.state
+        self.login.state()
     }
 
     /// The session, when signed in.
     pub fn session(&self) -> Option<SessionView<'_>> {
-        match &self.tokens {
-            Tokens::Live(s) => Some(SessionView {
-                uid: &s.uid,
-                access_token: &s.access_token,
-                token_type: &s.token_type,
-                expires_at_ms: s.expires_at,
-                refresh_at_ms: s.refresh_at,
-                refreshable: s.refresh_token.is_some(),
-            }),
-            _ => None,
-        }
+        self.login.session().map(|s| SessionView {
+            uid: &s.uid,
+            access_token: &s.access_token,
+            token_type: &s.token_type,
+            expires_at_ms: s.expires_at,
+            refresh_at_ms: s.refresh_at,
+            refreshable: s.refresh_token.is_some(),
+        })
     }
 
     /// The signed-in user with the cached profile (fields empty until `get_user_info`
     /// or a sign-in fetched them).
     pub fn user(&self) -> Option<UserView<'_>> {
-        let Tokens::Live(s) = &self.tokens else {
-            return None;
-        };
-        let p = match &self.side {
-            Side::Profile(p) => p,
-            Side::Exchange(_) => &NO_PROFILE,
-        };
+        let s = self.login.session()?;
+        let p = self.side.profile();
         Some(UserView {
             uid: &s.uid,
             nick_name: &p.name,
@@ -578,7 +524,7 @@ impl Engine {
     }
 
     fn start_call(&mut self, now_ms: u64) -> Result<(), Error> {
-        if self.state == LoginState::Uninitialized {
+        if self.login.state() == LoginState::Uninitialized {
             return Err(ApiMisuse::NotInitialized.into());
         }
         if self.outputs.len() + WAITERS_MAX + 5 > OUTPUTS_MAX {
@@ -594,18 +540,27 @@ impl Engine {
         OpId(self.next_op)
     }
 
-    fn refresh_due(&self) -> bool {
-        matches!(&self.tokens, Tokens::Live(s) if s.refresh_token.is_some() && self.now >= s.refresh_at)
+    /// What the task sequences branch on.
+    fn facts(&self) -> Facts {
+        let session = self.login.session();
+        let refreshable = session.is_some_and(|s| s.refresh_token.is_some());
+        Facts {
+            refresh_due: refreshable && session.is_some_and(|s| self.now >= s.refresh_at),
+            refreshable,
+            state: self.login.state(),
+        }
     }
 
     fn expired(&self) -> bool {
-        matches!(&self.tokens, Tokens::Live(s) if self.now >= s.expires_at)
+        self.login
+            .session()
+            .is_some_and(|s| self.now >= s.expires_at)
     }
 
     /// Decides what a query call does now: answer, wait, or start a request.
     fn dispatch(&mut self, op: OpId, call: Call) {
         let inflight = self.inflight.map(|f| f.task);
-        if !self.state.is_signed_in() || !matches!(self.tokens, Tokens::Live(_)) {
+        if self.login.session().is_none() {
             match (inflight, call) {
                 (Some(t), _) if t.is_sign_in() => self.wait(op, call),
                 (_, Call::UserInfo) => self.complete(op, Err(Error::NotSignedIn)),
@@ -620,15 +575,11 @@ impl Engine {
                 self.complete(op, Ok(Completion::LoginState))
             }
             (Some(_), _) => self.wait(op, call),
-            (None, _) if self.refresh_due() => {
+            (None, _) if self.facts().refresh_due => {
                 self.wait(op, call);
-                self.start(Task::Refresh, Endpoint::Token, None);
+                self.start(Task::Refresh, None);
             }
-            (None, Call::UserInfo) => self.start(
-                Task::FetchUser { refreshed: false },
-                Endpoint::UserMe,
-                Some(op),
-            ),
+            (None, Call::UserInfo) => self.start(Task::FetchUser { refreshed: false }, Some(op)),
             (None, _) => self.complete(op, Ok(Completion::LoginState)),
         }
     }
@@ -651,14 +602,19 @@ impl Engine {
             if let Some(op) = f.op {
                 self.complete(op, result);
             }
-            if matches!(self.side, Side::Exchange(_)) {
-                self.side = Side::Profile(Profile::EMPTY);
-            }
+            self.end_exchange();
         }
         self.release_waiters(Err(Error::Cancelled));
     }
 
-    fn start(&mut self, task: Task, step: Endpoint, op: Option<OpId>) {
+    /// Starts `task` with its first request.
+    fn start(&mut self, task: Task, op: Option<OpId>) {
+        let step = flow::first(task, self.facts());
+        self.send(task, step, op);
+    }
+
+    /// Queues request `step` of `task`; it is the one in flight from now on.
+    fn send(&mut self, task: Task, step: Endpoint, op: Option<OpId>) {
         self.next_seq = self.next_seq.wrapping_add(1);
         let request = RequestId {
             generation: self.generation,
@@ -675,11 +631,6 @@ impl Engine {
         self.push(Queued::Transmit(request));
     }
 
-    /// The next request of the same task.
-    fn step(&mut self, f: Inflight, step: Endpoint) {
-        self.start(f.task, step, f.op);
-    }
-
     fn take_inflight(&mut self, id: RequestId) -> Option<Inflight> {
         match self.inflight {
             Some(f) if f.request == id && id.generation == self.generation => self.inflight.take(),
@@ -687,347 +638,23 @@ impl Engine {
         }
     }
 
-    // ----- internals: replies -------------------------------------------------------
-
-    fn on_reply(&mut self, f: Inflight, reply: Reply<'_>) {
-        match f.step {
-            Endpoint::SignInAnonymously | Endpoint::SignInWithProvider => {
-                self.on_sign_in_reply(f, reply)
-            }
-            Endpoint::ProviderToken => self.on_provider_token_reply(f, reply),
-            Endpoint::ProviderBind => match reply.decode(|_| Ok(())) {
-                Ok(()) => {
-                    // Bound: the user now has the WeChat identity, same uid.
-                    self.set_state(LoginState::WeChat);
-                    self.push(Queued::Persist);
-                    if self.has_refresh_token() {
-                        self.step(f, Endpoint::Token);
-                    } else {
-                        self.step(f, Endpoint::UserMe);
-                    }
-                }
-                Err(e) => self.fail(f, e),
-            },
-            Endpoint::Token => self.on_refresh_reply(f, reply),
-            Endpoint::UserMe => self.on_user_reply(f, reply),
-            Endpoint::Revoke => {
-                let revoked = reply.decode(|_| Ok(())).is_ok();
-                self.finish(f, Ok(Completion::SignedOut { revoked }));
-            }
-            // Not used by the engine's tasks.
-            _ => self.fail(f, Error::Transport(TransportError::Failed)),
-        }
-    }
-
-    fn on_sign_in_reply(&mut self, f: Inflight, reply: Reply<'_>) {
-        let creds = match reply.decode(Credentials::parse) {
-            Ok(c) => c,
-            Err(e) => {
-                if let Task::AnonymousSignIn { recovery: true } = f.task {
-                    // The one automatic re-sign-in failed: the session is gone.
-                    return self.fail(f, Error::SessionExpired);
-                }
-                return self.fail(f, e);
-            }
-        };
-        let implied = match f.task {
-            Task::AnonymousSignIn { .. } => LoginState::Anonymous,
-            _ => LoginState::WeChat,
-        };
-        let kind = match creds.scope.as_str() {
-            "" => implied,
-            wire::SCOPE_ANONYMOUS => LoginState::Anonymous,
-            _ => LoginState::WeChat,
-        };
-        let appid = match &self.side {
-            Side::Exchange(x) => x.appid.clone(),
-            Side::Profile(_) => String::new(),
-        };
-        self.tokens = Tokens::Live(self.session_from(creds, None));
-        self.side = Side::Profile(Profile {
-            appid,
-            ..Profile::EMPTY
-        });
-        self.fresh_credentials();
-        // Anonymous → Anonymous (a WeChat sign-in answered with an anonymous scope) is
-        // no change of state.
-        if f.task == (Task::AnonymousSignIn { recovery: true }) {
-            // A new user, not the refused one: announced before the state change it
-            // explains, so hosts never pass it off as the same session.
-            self.push(Queued::Replaced);
-        }
-        if !(self.state == kind && kind == LoginState::Anonymous) {
-            self.set_state(kind);
-        }
-        self.push(Queued::Persist);
-        self.step(f, Endpoint::UserMe);
-    }
-
-    fn on_provider_token_reply(&mut self, f: Inflight, reply: Reply<'_>) {
-        match reply.decode(ProviderTokenReply::parse) {
-            Ok(p) => {
-                if let Side::Exchange(x) = &mut self.side {
-                    x.secret = String::try_from(p.provider_token.as_str()).unwrap_or_default();
-                    x.exchanged = true;
-                }
-                let next = if f.task == Task::Link {
-                    Endpoint::ProviderBind
-                } else {
-                    Endpoint::SignInWithProvider
-                };
-                self.step(f, next);
-            }
-            Err(e) => self.fail(f, e),
-        }
-    }
-
-    fn on_refresh_reply(&mut self, f: Inflight, reply: Reply<'_>) {
-        let creds = match reply.decode(Credentials::parse) {
-            Ok(c) => c,
-            Err(e) if is_rejection(&e) => return self.session_rejected(f),
-            Err(e) => {
-                // Offline or server trouble: keep the session (a network error is not
-                // an auth failure) and back off before the next proactive try.
-                self.retry_at = self.now.saturating_add(self.backoff_ms);
-                self.backoff_ms = (self.backoff_ms * 2).min(RETRY_BACKOFF_MAX_MS);
-                if f.task == Task::Link && matches!(&self.side, Side::Exchange(x) if x.exchanged) {
-                    // Already bound; the fresh token can come later.
-                    return self.finish(f, Ok(Completion::Linked));
-                }
-                return self.fail(f, e);
-            }
-        };
-        let Tokens::Live(old) = &self.tokens else {
-            return self.fail(f, Error::NotSignedIn);
-        };
-        // No new refresh token in the reply: the old one stays valid (RFC 6749 §6).
-        let keep = if creds.refresh_token.is_none() {
-            old.refresh_token.clone()
-        } else {
-            None
-        };
-        let uid = old.uid.clone();
-        let anonymous_to_wechat =
-            self.state == LoginState::Anonymous && !creds.scope.is_empty() && !creds.is_anonymous();
-        let mut session = self.session_from(creds, keep);
-        if session.uid.is_empty() {
-            session.uid = uid;
-        }
-        self.tokens = Tokens::Live(session);
-        self.fresh_credentials();
-        if anonymous_to_wechat {
-            self.set_state(LoginState::WeChat);
-        }
-        self.push(Queued::Persist);
-        match f.task {
-            Task::Link => {
-                let exchanged = matches!(&self.side, Side::Exchange(x) if x.exchanged);
-                self.step(
-                    f,
-                    if exchanged {
-                        Endpoint::UserMe
-                    } else {
-                        Endpoint::ProviderToken
-                    },
-                );
-            }
-            Task::FetchUser { .. } => {
-                self.start(Task::FetchUser { refreshed: true }, Endpoint::UserMe, f.op)
-            }
-            _ => self.finish(f, Ok(Completion::LoginState)),
-        }
-    }
-
-    fn on_user_reply(&mut self, f: Inflight, reply: Reply<'_>) {
-        let after_sign_in = matches!(
-            f.task,
-            Task::AnonymousSignIn { .. } | Task::WeChatSignIn | Task::Link
-        );
-        let done = match f.task {
-            Task::AnonymousSignIn { .. } => Completion::SignedIn(LoginState::Anonymous),
-            Task::WeChatSignIn => Completion::SignedIn(self.state),
-            Task::Link => Completion::Linked,
-            _ => Completion::UserInfo,
-        };
-        match reply.decode(User::parse) {
-            Ok(user) => {
-                self.cache_profile(&user);
-                self.push(Queued::Persist);
-                self.finish(f, Ok(done));
-            }
-            // The sign-in itself succeeded; the profile is fetched again on demand.
-            Err(_) if after_sign_in => self.finish(f, Ok(done)),
-            Err(Error::Server(e)) if e.kind == ServerErrorKind::Unauthenticated => {
-                match f.task {
-                    Task::FetchUser { refreshed: false } if self.has_refresh_token() => {
-                        // The server says the token is bad though our clock says it is
-                        // valid: believe the server, refresh once, and ask again.
-                        self.start(Task::FetchUser { refreshed: true }, Endpoint::Token, f.op);
-                    }
-                    _ => self.session_rejected(f),
-                }
-            }
-            Err(e) => self.fail(f, e),
-        }
-    }
-
-    fn cache_profile(&mut self, user: &User) {
-        let appid = match &self.side {
-            Side::Profile(p) => p.appid.clone(),
-            Side::Exchange(x) => x.appid.clone(),
-        };
-        let mut p = Profile {
-            appid,
-            ..Profile::EMPTY
-        };
-        copy_cut(&mut p.name, &user.name);
-        copy_cut(&mut p.avatar, &user.picture);
-        copy_cut(&mut p.email, &user.email);
-        copy_cut(&mut p.openid, user.openid_for(&p.appid).unwrap_or(""));
-        self.side = Side::Profile(p);
-        if let Tokens::Live(s) = &mut self.tokens
-            && !user.sub.is_empty()
-            && s.uid.is_empty()
-        {
-            copy_cut(&mut s.uid, &user.sub);
-        }
-    }
-
-    /// The server refused the session's credentials. An anonymous session signs in
-    /// anonymously again, once (as the SDK does); a WeChat session ends.
-    ///
-    /// Every call that was waiting on the refused session completes with
-    /// [`Error::SessionExpired`]: none of them is answered with another user. The
-    /// automatic recovery (when [`Config::anonymous_recovery`] is on) signs in a *new*
-    /// anonymous user in the background; its arrival is announced with
-    /// [`Output::SessionReplaced`].
-    fn session_rejected(&mut self, f: Inflight) {
-        let was = self.state;
-        self.end_session();
-        self.fail(f, Error::SessionExpired);
-        let recovered_already = matches!(f.task, Task::AnonymousSignIn { recovery: true });
-        if was == LoginState::Anonymous && !recovered_already && self.anonymous_recovery {
-            self.generation = self.generation.wrapping_add(1);
-            self.start(
-                Task::AnonymousSignIn { recovery: true },
-                Endpoint::SignInAnonymously,
-                None,
-            );
-        }
-    }
-
-    fn end_session(&mut self) {
-        self.tokens = Tokens::None;
-        self.side = Side::Profile(Profile::EMPTY);
-        self.retry_at = 0;
-        self.backoff_ms = RETRY_BACKOFF_MIN_MS;
-        if self.state.is_signed_in() {
-            self.set_state(LoginState::SignedOut);
-        }
-        self.push(Queued::Persist);
-    }
-
-    fn session_from(
-        &self,
-        creds: Credentials,
-        keep_refresh: Option<String<REFRESH_TOKEN_MAX>>,
-    ) -> Session {
-        let lifetime = creds.expires_in.saturating_mul(1000);
-        let expires_at = self.now.saturating_add(lifetime);
-        let refresh_at = expires_at - self.refresh_margin_ms.min(lifetime / 2);
-        Session {
-            token_type: creds.token_type,
-            access_token: creds.access_token,
-            refresh_token: creds.refresh_token.or(keep_refresh),
-            expires_at,
-            refresh_at,
-            uid: creds.sub,
-        }
-    }
-
-    fn fresh_credentials(&mut self) {
-        self.backoff_ms = RETRY_BACKOFF_MIN_MS;
-        self.retry_at = self.now.saturating_add(MIN_REFRESH_GAP_MS);
-    }
-
-    fn has_refresh_token(&self) -> bool {
-        matches!(&self.tokens, Tokens::Live(s) if s.refresh_token.is_some())
-    }
-
-    /// The task ends successfully: its caller and joined callers get `result`, query
-    /// waiters re-evaluate.
-    fn finish(&mut self, f: Inflight, result: Result<Completion, Error>) {
-        if matches!(self.side, Side::Exchange(_)) {
-            self.side = Side::Profile(Profile::EMPTY);
-        }
-        if let Some(op) = f.op {
-            self.complete(op, result);
-        }
-        let waiters = core::mem::take(&mut self.waiters);
-        for w in waiters {
-            match w.call {
-                Call::Same => self.complete(w.op, result),
-                call => self.dispatch(w.op, call),
-            }
-        }
-    }
-
-    /// The task failed: its caller and every waiter get `err`.
-    fn fail(&mut self, f: Inflight, err: Error) {
-        if matches!(self.side, Side::Exchange(_)) {
-            self.side = Side::Profile(Profile::EMPTY);
-        }
-        if let Some(op) = f.op {
-            self.complete(op, Err(err));
-        }
-        self.release_waiters(Err(err));
-    }
-
-    fn release_waiters(&mut self, result: Result<Completion, Error>) {
-        for w in core::mem::take(&mut self.waiters) {
-            self.complete(w.op, result);
-        }
-    }
-
     fn complete(&mut self, op: OpId, result: Result<Completion, Error>) {
         self.push(Queued::Completed(op, result));
     }
 
-    /// Timers: request timeout, session expiry, proactive refresh. Runs after every
-    /// input, so no deadline returned by `poll_timeout` is ever in the past.
-    fn on_tick(&mut self) {
-        if let Some(f) = self.inflight
-            && self.now >= f.deadline
-        {
-            self.inflight = None;
-            self.on_reply(f, Reply::Failed(TransportError::TimedOut));
-        }
-        if self.inflight.is_some() {
-            return;
-        }
-        if let Tokens::Live(s) = &self.tokens {
-            if s.refresh_token.is_none() {
-                if self.now >= s.expires_at {
-                    // No way to refresh: the session ends with its access token.
-                    self.end_session();
-                }
-            } else if self.now >= s.refresh_at.max(self.retry_at) {
-                self.start(Task::Refresh, Endpoint::Token, None);
-            }
-        }
-    }
-
-    /// The only door for state changes: checks the table and queues the event.
-    fn set_state(&mut self, to: LoginState) {
-        let from = self.state;
+    /// The only door for login-state changes (smoltcp's `set_state`): replaces what the
+    /// login holds and queues the change event. A change missing from
+    /// [`TRANSITIONS`](crate::state::TRANSITIONS) is a bug: it still happens and is
+    /// reported, so the checks on every reported change (the test harness's, the
+    /// model's) catch it in every build, not only where `debug_assert!` runs.
+    fn set_login(&mut self, to: Login) {
+        let from = self.login.state();
+        self.login = to;
+        let to = self.login.state();
         debug_assert!(
             is_allowed(from, to),
             "transition {from:?} -> {to:?} is not in the table"
         );
-        if !is_allowed(from, to) {
-            return;
-        }
-        self.state = to;
         self.push(Queued::StateChanged(from, to));
     }
 
@@ -1045,18 +672,15 @@ impl Engine {
     // ----- internals: writing -------------------------------------------------------
 
     fn write_snapshot(&self, buf: &mut [u8]) -> Result<usize, Error> {
-        let session = match &self.tokens {
-            Tokens::Live(s) if self.state.is_signed_in() => Some(s),
-            _ => None,
-        };
-        let profile = match (&self.side, session) {
-            (Side::Profile(p), Some(_)) => p,
-            _ => &NO_PROFILE,
+        let session = self.login.session();
+        let profile = match session {
+            Some(_) => self.side.profile(),
+            None => &NO_PROFILE,
         };
         let snap = snapshot::SnapshotV1Ref {
             env: &self.env,
             device_id: &self.device_id,
-            state: self.state,
+            state: self.login.state(),
             session,
             profile,
             generation: self.generation,
@@ -1070,234 +694,30 @@ impl Engine {
         })
     }
 
-    fn write_request(&mut self, f: Inflight, buf: &mut [u8]) -> Result<Layout, Error> {
-        let too_small = || {
-            Error::from(ApiMisuse::BufferTooSmall {
-                needed: POLL_BUFFER_MIN,
-            })
-        };
-        let mut w = Writer { buf, len: 0 };
-        // Path and query.
-        w.put(&self.api_path).ok_or_else(too_small)?;
-        w.put(f.step.path()).ok_or_else(too_small)?;
-        let credential = f.step.credential();
-        if credential == Credential::None {
-            w.put("?").ok_or_else(too_small)?;
-            w.put(wire::CLIENT_ID_PARAM).ok_or_else(too_small)?;
-            w.put("=").ok_or_else(too_small)?;
-            w.put(&self.client_id).ok_or_else(too_small)?;
-        }
-        let path_end = w.len;
-        // Headers.
+    /// Writes the request in flight into `buf`, with what the session holds.
+    fn request(&mut self, f: Inflight, buf: &mut [u8]) -> Result<wire::request::Layout, Error> {
         let request_id = self.rng.hex32();
-        w.header(wire::HEADER_REQUEST_ID, &[request_id.as_str()])
-            .ok_or_else(too_small)?;
-        w.header(wire::HEADER_DEVICE_ID, &[self.device_id.as_str()])
-            .ok_or_else(too_small)?;
-        w.header(wire::HEADER_SDK_VERSION, &[wire::SDK_VERSION])
-            .ok_or_else(too_small)?;
-        let method = f.step.method();
-        if method == wire::Method::Post {
-            w.header(wire::HEADER_CONTENT_TYPE, &[wire::CONTENT_TYPE_JSON])
-                .ok_or_else(too_small)?;
-        }
-        match (credential, &self.tokens) {
-            (Credential::Bearer, Tokens::Live(s)) => {
-                w.header(
-                    wire::HEADER_AUTHORIZATION,
-                    &[s.token_type.as_str(), " ", s.access_token.as_str()],
-                )
-                .ok_or_else(too_small)?;
-            }
-            (Credential::None, _) if f.task == (Task::AnonymousSignIn { recovery: true }) => {
-                // The SDK's automatic re-sign-in authenticates the client: Basic
-                // base64("{client_id}:") (empty secret).
-                let mut b64 = String::<{ 4 * (ENV_ID_MAX + 1).div_ceil(3) }>::new();
-                base64_into(self.client_id.as_bytes(), b":", &mut b64);
-                w.header(wire::HEADER_AUTHORIZATION, &["Basic ", b64.as_str()])
-                    .ok_or_else(too_small)?;
-            }
-            _ => {}
-        }
-        let headers_end = w.len;
-        // Body.
-        let body_len = match method {
-            wire::Method::Get => None,
-            _ => Some(
-                self.write_body(f, &mut w.buf[headers_end..])
-                    .ok_or_else(too_small)?,
-            ),
-        };
-        Ok(Layout {
-            path_end,
-            headers_end,
-            body_len,
-        })
-    }
-
-    fn write_body(&self, f: Inflight, out: &mut [u8]) -> Option<usize> {
-        use serde_json_core::to_slice;
-        let secret = match &self.side {
+        let tokens = self.login.tokens();
+        let provider = match &self.side {
             Side::Exchange(x) => Some((x.secret.as_str(), x.appid.as_str())),
             Side::Profile(_) => None,
         };
-        let tokens = match &self.tokens {
-            Tokens::Live(s) | Tokens::Revoking(s) => Some(s),
-            Tokens::None => None,
-        };
-        let written = match f.step {
-            Endpoint::ProviderToken => {
-                let (code, appid) = secret?;
-                let params = wire::ProviderParams::new(wire::PROVIDER_CODE_TYPE_OPEN_ID, appid);
-                to_slice(&wire::ProviderTokenRequest::new(appid, code, params), out)
-            }
-            Endpoint::SignInWithProvider | Endpoint::ProviderBind => {
-                to_slice(&wire::ProviderTokenBody::new(secret?.0), out)
-            }
-            Endpoint::Token => {
-                let refresh = tokens?.refresh_token.as_deref()?;
-                let body = wire::RefreshRequest::new(
-                    self.client_id.as_str(),
-                    "",
-                    wire::GRANT_REFRESH_TOKEN,
-                    refresh,
-                );
-                to_slice(&body, out)
-            }
-            Endpoint::Revoke => to_slice(
-                &wire::RevokeRequest::new(tokens?.access_token.as_str()),
-                out,
-            ),
-            _ => to_slice(&wire::AnonymousSignInRequest::<&str>::default(), out),
-        };
-        written.ok()
-    }
-}
-
-/// A reply as the engine sees it.
-#[derive(Clone, Copy)]
-enum Reply<'a> {
-    Http { status: u16, body: &'a [u8] },
-    Failed(TransportError),
-}
-
-impl Reply<'_> {
-    fn decode<T>(self, parse: fn(&[u8]) -> Result<T, crate::error::WireError>) -> Result<T, Error> {
-        match self {
-            Reply::Http { status, body } => wire::decode_reply(status, body, parse),
-            Reply::Failed(t) => Err(Error::Transport(t)),
-        }
-    }
-}
-
-/// Whether a failed refresh means the refresh token itself was refused (4xx other
-/// than rate limiting) rather than a transient failure.
-fn is_rejection(e: &Error) -> bool {
-    matches!(e, Error::Server(s) if (400..500).contains(&s.status)
-        && !matches!(s.kind, ServerErrorKind::ResourceExhausted | ServerErrorKind::Unavailable))
-        || matches!(e, Error::Server(s) if s.kind == ServerErrorKind::InvalidGrant)
-}
-
-fn copy_cut<const N: usize>(out: &mut String<N>, s: &str) {
-    out.clear();
-    for c in s.chars() {
-        if out.push(c).is_err() {
-            break;
-        }
-    }
-}
-
-fn base64_into<const N: usize>(a: &[u8], b: &[u8], out: &mut String<N>) {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut bytes = a.iter().chain(b).copied();
-    while let Some(b0) = bytes.next() {
-        let (b1, b2) = (bytes.next(), bytes.next());
-        let n =
-            (u32::from(b0) << 16) | (u32::from(b1.unwrap_or(0)) << 8) | u32::from(b2.unwrap_or(0));
-        let chars = [
-            ALPHABET[(n >> 18) as usize & 63],
-            ALPHABET[(n >> 12) as usize & 63],
-            if b1.is_some() {
-                ALPHABET[(n >> 6) as usize & 63]
-            } else {
-                b'='
-            },
-            if b2.is_some() {
-                ALPHABET[n as usize & 63]
-            } else {
-                b'='
-            },
-        ];
-        for c in chars {
-            let _ = out.push(c as char);
-        }
-    }
-}
-
-/// Appends strings to the lent buffer.
-struct Writer<'b> {
-    buf: &'b mut [u8],
-    len: usize,
-}
-
-impl Writer<'_> {
-    fn put(&mut self, s: &str) -> Option<()> {
-        let end = self.len.checked_add(s.len())?;
-        self.buf
-            .get_mut(self.len..end)?
-            .copy_from_slice(s.as_bytes());
-        self.len = end;
-        Some(())
-    }
-
-    fn header(&mut self, name: &str, value: &[&str]) -> Option<()> {
-        self.put(name)?;
-        self.put(": ")?;
-        for part in value {
-            self.put(part)?;
-        }
-        self.put("\n")
-    }
-}
-
-/// Where `write_request` put each part in the buffer.
-struct Layout {
-    path_end: usize,
-    headers_end: usize,
-    body_len: Option<usize>,
-}
-
-impl Layout {
-    fn into_transmit(self, f: Inflight, buf: &[u8]) -> Transmit<'_> {
-        // Only `&str` pieces were written, so these slices are UTF-8.
-        let text = |r: core::ops::Range<usize>| core::str::from_utf8(&buf[r]).unwrap_or("");
-        Transmit {
-            request: f.request,
+        let request = Request {
             endpoint: f.step,
-            method: f.step.method(),
-            path: text(0..self.path_end),
-            header_block: text(self.path_end..self.headers_end),
-            body: self
-                .body_len
-                .map(|n| &buf[self.headers_end..self.headers_end + n]),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_matches_the_sdk_header() {
-        // From the wire reference's harness: Basic base64("peer-test-1g2h3i4j5k:").
-        let mut s = String::<128>::new();
-        base64_into(b"peer-test-1g2h3i4j5k", b":", &mut s);
-        assert_eq!(s, "cGVlci10ZXN0LTFnMmgzaTRqNWs6");
-        for (input, expect) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v")] {
-            let mut s = String::<16>::new();
-            base64_into(input.as_bytes(), b"", &mut s);
-            assert_eq!(s, expect);
-        }
+            api_path: &self.api_path,
+            client_id: &self.client_id,
+            device_id: &self.device_id,
+            request_id: &request_id,
+            access_token: tokens.map(|s| (s.token_type.as_str(), s.access_token.as_str())),
+            refresh_token: tokens.and_then(|s| s.refresh_token.as_deref()),
+            provider,
+            client_auth: f.task == (Task::AnonymousSignIn { recovery: true }),
+        };
+        request.write(buf).ok_or_else(|| {
+            ApiMisuse::BufferTooSmall {
+                needed: POLL_BUFFER_MIN,
+            }
+            .into()
+        })
     }
 }
