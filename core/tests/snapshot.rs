@@ -6,7 +6,9 @@
 use cloudbase_auth_core::capacity::*;
 use cloudbase_auth_core::config::DEFAULT_REFRESH_MARGIN_MS;
 use cloudbase_auth_core::snapshot::SNAPSHOT_MAX;
-use cloudbase_auth_core::testing::{APPID, ENV, Harness, T0};
+use cloudbase_auth_core::testing::{
+    APPID, ENV, Harness, Observed, ObservedSession, ObservedUser, T0, observe, text,
+};
 use cloudbase_auth_core::wire::Endpoint;
 use cloudbase_auth_core::{Completion, Config, Engine, Error, LoginState, OpId, SnapshotError};
 
@@ -84,43 +86,6 @@ fn stored(h: &Harness) -> Vec<u8> {
         .to_vec()
 }
 
-/// Everything a host can observe of an engine's session, owned.
-#[derive(Debug, PartialEq, Eq)]
-struct Observed {
-    state: LoginState,
-    device_id: String,
-    generation: u32,
-    session: Option<(String, String, String, u64, u64, bool)>,
-    user: Option<(String, String, String, String, String)>,
-}
-
-fn observe(e: &Engine) -> Observed {
-    Observed {
-        state: e.login_state(),
-        device_id: e.device_id().into(),
-        generation: e.generation(),
-        session: e.session().map(|s| {
-            (
-                s.uid.into(),
-                s.token_type.into(),
-                s.access_token.into(),
-                s.expires_at_ms,
-                s.refresh_at_ms,
-                s.refreshable,
-            )
-        }),
-        user: e.user().map(|u| {
-            (
-                u.uid.into(),
-                u.nick_name.into(),
-                u.avatar_url.into(),
-                u.email.into(),
-                u.openid.into(),
-            )
-        }),
-    }
-}
-
 /// The latest result of `op` (op ids restart at 1 in a restarted engine, and the
 /// harness keeps the completions of the engines before it).
 fn result(h: &Harness, op: OpId) -> Option<Result<Completion, Error>> {
@@ -194,28 +159,30 @@ impl AtCapacity {
         )
     }
 
-    /// What a host observes of this session signed in at `now`.
+    /// What a host observes of this session, signed in at `now` and idle.
     fn observed(&self, device_id: &str, generation: u32, now: u64) -> Observed {
         let expires_at = now + 7_200_000;
         Observed {
             state: LoginState::WeChat,
-            device_id: device_id.into(),
+            device_id: text(device_id),
             generation,
-            session: Some((
-                self.uid.clone(),
-                self.token_type.clone(),
-                self.access_token.clone(),
-                expires_at,
-                expires_at - DEFAULT_REFRESH_MARGIN_MS,
-                true,
-            )),
-            user: Some((
-                self.uid.clone(),
-                self.name.clone(),
-                self.picture.clone(),
-                self.email.clone(),
-                self.openid.clone(),
-            )),
+            session: Some(ObservedSession {
+                uid: text(&self.uid),
+                token_type: text(&self.token_type),
+                access_token: text(&self.access_token),
+                expires_at_ms: expires_at,
+                refresh_at_ms: expires_at - DEFAULT_REFRESH_MARGIN_MS,
+                refreshable: true,
+            }),
+            user: Some(ObservedUser {
+                uid: text(&self.uid),
+                nick_name: text(&self.name),
+                avatar_url: text(&self.picture),
+                email: text(&self.email),
+                openid: text(&self.openid),
+            }),
+            deadline: Some(expires_at - DEFAULT_REFRESH_MARGIN_MS),
+            busy: false,
         }
     }
 }
@@ -647,6 +614,15 @@ fn resealed_garbage_is_malformed_or_inconsistent() {
         assert_refused(&mut h, &reseal(bad), "trailing byte"),
         SnapshotError::Malformed
     );
+    // An overlong varint for saved_at (the last field, 6 bytes at T0): 10 bytes with
+    // bits past 64. (A fuzz-found bug of the codec that preceded postcard.)
+    let mut bad = bytes[..bytes.len() - 4 - 6].to_vec();
+    bad.extend_from_slice(&[0xff; 9]);
+    bad.extend_from_slice(&[0x7f, 0, 0, 0, 0]);
+    assert_eq!(
+        assert_refused(&mut h, &reseal(bad), "overlong saved_at varint"),
+        SnapshotError::Malformed
+    );
     // Decodes, but breaks an invariant: tokens while Initialized, or a SignedOut
     // snapshot claiming to be signed in.
     let mut bad = bytes.clone();
@@ -821,29 +797,31 @@ fn committed_v1_anonymous_fixture_still_decodes() {
     assert_eq!((bytes[0], bytes.len()), (1, 155), "a version 1 snapshot");
     let mut h = Harness::new();
     h.restart_with(&bytes).expect("the v1 fixture decodes");
-    let o = observe(&h.engine);
     let token = format!("at-uid-1-2{}", "x".repeat(30));
+    let refresh_at = T0 + 7_200_000 - DEFAULT_REFRESH_MARGIN_MS;
     assert_eq!(
-        o,
+        observe(&h.engine),
         Observed {
             state: LoginState::Anonymous,
-            device_id: FIXTURE_DEVICE_ID.into(),
+            device_id: text(FIXTURE_DEVICE_ID),
             generation: 2, // stored 1; a restored engine starts the next generation
-            session: Some((
-                "uid-1".into(),
-                "Bearer".into(),
-                token,
-                T0 + 7_200_000,
-                T0 + 7_200_000 - DEFAULT_REFRESH_MARGIN_MS,
-                true,
-            )),
-            user: Some((
-                "uid-1".into(),
-                "anonymous".into(),
-                String::new(),
-                String::new(),
-                String::new(),
-            )),
+            session: Some(ObservedSession {
+                uid: text("uid-1"),
+                token_type: text("Bearer"),
+                access_token: text(&token),
+                expires_at_ms: T0 + 7_200_000,
+                refresh_at_ms: refresh_at,
+                refreshable: true,
+            }),
+            user: Some(ObservedUser {
+                uid: text("uid-1"),
+                nick_name: text("anonymous"),
+                avatar_url: text(""),
+                email: text(""),
+                openid: text(""),
+            }),
+            deadline: Some(refresh_at),
+            busy: false,
         }
     );
     assert_eq!(h.engine.env(), ENV);
@@ -888,27 +866,30 @@ fn committed_v1_wechat_fixture_still_decodes() {
     );
     let again = restore_and_persist_again(&mut h, &bytes, &user_body);
     let token = format!("at-uid-2-3{}", "x".repeat(30));
+    let refresh_at = T0 + 7_200_000 - DEFAULT_REFRESH_MARGIN_MS;
     assert_eq!(
         observe(&h.engine),
         Observed {
             state: LoginState::WeChat,
-            device_id: FIXTURE_DEVICE_ID.into(),
+            device_id: text(FIXTURE_DEVICE_ID),
             generation: 2,
-            session: Some((
-                "uid-2".into(),
-                "Bearer".into(),
-                token,
-                T0 + 7_200_000,
-                T0 + 7_200_000 - DEFAULT_REFRESH_MARGIN_MS,
-                true,
-            )),
-            user: Some((
-                "uid-2".into(),
-                "微信用户😀".into(),
-                "https://thirdwx.qlogo.cn/mmopen/vi_32/avatar/132".into(),
-                String::new(),
-                FIXTURE_OPENID.into(),
-            )),
+            session: Some(ObservedSession {
+                uid: text("uid-2"),
+                token_type: text("Bearer"),
+                access_token: text(&token),
+                expires_at_ms: T0 + 7_200_000,
+                refresh_at_ms: refresh_at,
+                refreshable: true,
+            }),
+            user: Some(ObservedUser {
+                uid: text("uid-2"),
+                nick_name: text("微信用户😀"),
+                avatar_url: text("https://thirdwx.qlogo.cn/mmopen/vi_32/avatar/132"),
+                email: text(""),
+                openid: text(FIXTURE_OPENID),
+            }),
+            deadline: Some(refresh_at),
+            busy: false,
         }
     );
     // Written again: the same bytes but for the generation (1 → 2) and the CRC, so the
@@ -930,10 +911,12 @@ fn committed_v1_signed_out_fixture_still_decodes() {
         observe(&h.engine),
         Observed {
             state: LoginState::SignedOut,
-            device_id: FIXTURE_DEVICE_ID.into(),
+            device_id: text(FIXTURE_DEVICE_ID),
             generation: 3, // stored 2 (sign-in, sign-out)
             session: None,
             user: None,
+            deadline: None,
+            busy: false,
         }
     );
     assert_eq!(
