@@ -1,16 +1,16 @@
 //! The session engine: host calls in, [`Output`]s out.
 //!
-//! One login state, which owns the session ([`login`]), plus at most one operation in
+//! One login state, which owns the session (`login.rs`), plus at most one operation in
 //! flight (`Inflight`) with a bounded list of callers waiting on it (single-flight).
 //! The parts, one concern each:
 //!
 //! * this file: the host API (calls, outputs, reads) and the one door for state changes;
 //! * `calls.rs`: what a call does now — answer, wait, or start a task — and the one
 //!   request in flight;
-//! * [`flow`]: each task's sequence of requests;
+//! * `flow.rs`: each task's sequence of requests;
 //! * `replies.rs`: what a reply does to the session, and how a task ends;
 //! * `timers.rs`: the one timer table behind `poll_timeout` and `handle_timeout`;
-//! * [`crate::wire::request`]: writing a request into the host's buffer.
+//! * `wire/request.rs`: writing a request into the host's buffer.
 //!
 //! Every state change goes through `Engine::set_login`, which checks the transition
 //! table and queues the event. Every request is tagged with the session generation;
