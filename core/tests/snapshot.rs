@@ -776,6 +776,30 @@ fn fixture_sessions() -> [(&'static str, &'static str, Vec<u8>); 3] {
     ]
 }
 
+/// A fixture session as restored and idle: signed in by the harness at `T0` with its
+/// 7,200 s tokens (the access token is `prefix` padded with `x` to 40 characters);
+/// stored with generation 1, so the restored engine is in generation 2.
+fn restored_fixture(state: LoginState, uid: &str, prefix: &str, user: ObservedUser) -> Observed {
+    let refresh_at = T0 + 7_200_000 - DEFAULT_REFRESH_MARGIN_MS;
+    let access_token = format!("{prefix}{}", "x".repeat(40 - prefix.len()));
+    Observed {
+        state,
+        device_id: text(FIXTURE_DEVICE_ID),
+        generation: 2,
+        session: Some(ObservedSession {
+            uid: text(uid),
+            token_type: text("Bearer"),
+            access_token: text(&access_token),
+            expires_at_ms: T0 + 7_200_000,
+            refresh_at_ms: refresh_at,
+            refreshable: true,
+        }),
+        user: Some(user),
+        deadline: Some(refresh_at),
+        busy: false,
+    }
+}
+
 #[test]
 #[ignore = "prints the hex of today's encoding; run with --ignored --nocapture to make fixtures for a new version"]
 fn print_current_fixtures() {
@@ -797,32 +821,16 @@ fn committed_v1_anonymous_fixture_still_decodes() {
     assert_eq!((bytes[0], bytes.len()), (1, 155), "a version 1 snapshot");
     let mut h = Harness::new();
     h.restart_with(&bytes).expect("the v1 fixture decodes");
-    let token = format!("at-uid-1-2{}", "x".repeat(30));
-    let refresh_at = T0 + 7_200_000 - DEFAULT_REFRESH_MARGIN_MS;
+    let user = ObservedUser {
+        uid: text("uid-1"),
+        nick_name: text("anonymous"),
+        avatar_url: text(""),
+        email: text(""),
+        openid: text(""),
+    };
     assert_eq!(
         observe(&h.engine),
-        Observed {
-            state: LoginState::Anonymous,
-            device_id: text(FIXTURE_DEVICE_ID),
-            generation: 2, // stored 1; a restored engine starts the next generation
-            session: Some(ObservedSession {
-                uid: text("uid-1"),
-                token_type: text("Bearer"),
-                access_token: text(&token),
-                expires_at_ms: T0 + 7_200_000,
-                refresh_at_ms: refresh_at,
-                refreshable: true,
-            }),
-            user: Some(ObservedUser {
-                uid: text("uid-1"),
-                nick_name: text("anonymous"),
-                avatar_url: text(""),
-                email: text(""),
-                openid: text(""),
-            }),
-            deadline: Some(refresh_at),
-            busy: false,
-        }
+        restored_fixture(LoginState::Anonymous, "uid-1", "at-uid-1-2", user)
     );
     assert_eq!(h.engine.env(), ENV);
     // The restored refresh token is the stored one: the refresh request carries it.
@@ -865,32 +873,16 @@ fn committed_v1_wechat_fixture_still_decodes() {
         r#"{{"sub":"uid-2","name":"微信用户😀","picture":"https://thirdwx.qlogo.cn/mmopen/vi_32/avatar/132","providers":[{{"id":"{APPID}","provider_user_id":"{FIXTURE_OPENID}","name":"WeChat"}}]}}"#
     );
     let again = restore_and_persist_again(&mut h, &bytes, &user_body);
-    let token = format!("at-uid-2-3{}", "x".repeat(30));
-    let refresh_at = T0 + 7_200_000 - DEFAULT_REFRESH_MARGIN_MS;
+    let user = ObservedUser {
+        uid: text("uid-2"),
+        nick_name: text("微信用户😀"),
+        avatar_url: text("https://thirdwx.qlogo.cn/mmopen/vi_32/avatar/132"),
+        email: text(""),
+        openid: text(FIXTURE_OPENID),
+    };
     assert_eq!(
         observe(&h.engine),
-        Observed {
-            state: LoginState::WeChat,
-            device_id: text(FIXTURE_DEVICE_ID),
-            generation: 2,
-            session: Some(ObservedSession {
-                uid: text("uid-2"),
-                token_type: text("Bearer"),
-                access_token: text(&token),
-                expires_at_ms: T0 + 7_200_000,
-                refresh_at_ms: refresh_at,
-                refreshable: true,
-            }),
-            user: Some(ObservedUser {
-                uid: text("uid-2"),
-                nick_name: text("微信用户😀"),
-                avatar_url: text("https://thirdwx.qlogo.cn/mmopen/vi_32/avatar/132"),
-                email: text(""),
-                openid: text(FIXTURE_OPENID),
-            }),
-            deadline: Some(refresh_at),
-            busy: false,
-        }
+        restored_fixture(LoginState::WeChat, "uid-2", "at-uid-2-3", user)
     );
     // Written again: the same bytes but for the generation (1 → 2) and the CRC, so the
     // refresh token and the profile's appId came through too.
