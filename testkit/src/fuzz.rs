@@ -6,6 +6,7 @@
 //! function panics on a broken property and returns quietly otherwise; none may panic
 //! for any input the engine or parser is right to refuse.
 
+use cloudbase_auth_core::config::DEFAULT_REQUEST_TIMEOUT_MS;
 use cloudbase_auth_core::testing::{ENV, Harness};
 use cloudbase_auth_core::wire::{self, Credentials, Endpoint, ErrorBody, ProviderTokenReply, User};
 use cloudbase_auth_core::{
@@ -22,9 +23,6 @@ use crate::snapshot_file::{self, SnapshotFile};
 /// so the seed snapshots (saved around `T0`) restore on a clock that moved on, and
 /// mutated `saved_at` values land on both sides of it.
 pub const RESTORE_AT: u64 = cloudbase_auth_core::testing::T0 + 3_600_000;
-
-/// Request timeout of `Config::new` (the refresh a restore may start is due by then).
-const REQUEST_TIMEOUT_MS: u64 = 15_000;
 
 /// Everything a host can observe of an engine's session, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,7 +248,7 @@ fn check_restored(h: &Harness, f: &SnapshotFile) {
             h.sent[0].authorization, None,
             "refresh carries no access token"
         );
-        assert_eq!(h.deadline, Some(now + REQUEST_TIMEOUT_MS));
+        assert_eq!(h.deadline, Some(now + DEFAULT_REQUEST_TIMEOUT_MS));
     } else {
         assert!(!e.is_busy() && h.sent.is_empty());
         let due = if refreshable { refresh_at } else { expires_at };

@@ -14,6 +14,7 @@
 
 use cloudbase_auth_core::LoginState;
 use cloudbase_auth_core::capacity::*;
+use cloudbase_auth_core::config::DEFAULT_REFRESH_MARGIN_MS;
 use cloudbase_auth_core::testing::{APPID, ENV, Harness};
 
 use crate::fuzz::RESTORE_AT;
@@ -60,7 +61,7 @@ fn session(expires_at: u64, refreshable: bool) -> SessionFields {
         access_token: "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEifQ.eyJzdWIiOiIxOTAwIn0.c2ln".into(),
         refresh_token: refreshable.then(|| "MeZYrt-1900000000781648021".into()),
         expires_at,
-        refresh_at: expires_at - 30_000,
+        refresh_at: expires_at - DEFAULT_REFRESH_MARGIN_MS,
         uid: "1900000000781648021".into(),
     }
 }
@@ -165,7 +166,7 @@ fn largest() -> SnapshotFile {
             access_token: token(ACCESS_TOKEN_MAX, 'a'),
             refresh_token: Some(token(REFRESH_TOKEN_MAX, 'r')),
             expires_at: u64::MAX,
-            refresh_at: u64::MAX - 30_000,
+            refresh_at: u64::MAX - DEFAULT_REFRESH_MARGIN_MS,
             uid: token(UID_MAX, 'u'),
         }),
     );
