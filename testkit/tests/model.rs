@@ -1,12 +1,12 @@
 //! Model-based property test of the session engine.
 //!
-//! Random sequences of [`Op`]s, drawn by the weighted strategy below, run against the
-//! engine and the reference model of `cloudbase_auth_testkit::model` (the same type,
-//! model and invariant checks the `engine_ops` fuzz target replays): see that module
-//! for what is compared after every step. The default is 256 cases; `PROPTEST_CASES`
-//! raises it.
+//! Random runs — host settings ([`Setup`]) and a sequence of [`Op`]s, drawn by the
+//! weighted strategies below — against the engine and the reference model of
+//! `cloudbase_auth_testkit::model` (the same types, model and invariant checks the
+//! `engine_ops` fuzz target replays): see that module for what is compared after every
+//! step. The default is 256 cases; `PROPTEST_CASES` raises it.
 
-use cloudbase_auth_testkit::{Op, run_ops};
+use cloudbase_auth_testkit::{Op, Setup, run_ops, run_with};
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 
@@ -43,6 +43,14 @@ fn op_strategy() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// One run in four without the automatic anonymous recovery (`Config::new` has it on).
+fn setup_strategy() -> impl Strategy<Value = Setup> {
+    prop_oneof![
+        3 => Just(Setup::default()),
+        1 => Just(Setup { anonymous_recovery: false }),
+    ]
+}
+
 proptest! {
     // 256 cases by default; `PROPTEST_CASES` overrides (read by `Config::default()`).
     // No regression files: a failure prints its minimal sequence; pin it as a `#[test]`.
@@ -52,8 +60,11 @@ proptest! {
     })]
 
     #[test]
-    fn engine_agrees_with_model(ops in proptest::collection::vec(op_strategy(), 1..64)) {
-        run_ops(&ops);
+    fn engine_agrees_with_model(
+        setup in setup_strategy(),
+        ops in proptest::collection::vec(op_strategy(), 1..64),
+    ) {
+        run_with(setup, &ops);
     }
 }
 
@@ -99,6 +110,32 @@ fn model_smoke_refresh_rejected_recovers() {
     ]);
 }
 
+/// Without the automatic recovery a refused anonymous session just ends: the waiting
+/// call fails with `SessionExpired`, nothing is replaced, and a later
+/// `signInAnonymously` makes a new user.
+#[test]
+fn model_smoke_refused_without_recovery() {
+    use Op::*;
+    run_with(
+        Setup {
+            anonymous_recovery: false,
+        },
+        &[
+            SignInAnonymously,
+            ReplyGood { oldest: false },
+            ReplyGood { oldest: false },
+            ServerRevokesRefreshTokens,
+            AdvanceToDeadline,
+            GetUserInfo,
+            ReplyGood { oldest: false },
+            GetUserInfo,
+            SignInAnonymously,
+            ReplyGood { oldest: false },
+            ReplyGood { oldest: false },
+        ],
+    );
+}
+
 // ----- regressions: engine bugs the model found (fixed) --------------------------------
 
 /// Was: a refused `link_wechat` (here: `Busy`, a sign-in is in flight) moved the engine
@@ -137,7 +174,9 @@ fn regression_deadline_in_the_past_after_stale_reply() {
 /// "Completes with `Completion::UserInfo`", and `session_rejected` says "A user-info
 /// caller re-asks after the recovery" — only the caller that started the fetch does;
 /// the joined one (`Call::Same`) is handed the sign-in result. Expected (the model): both
-/// ask again after the recovery and complete with `Ok(UserInfo)`.
+/// ask again after the recovery and complete with `Ok(UserInfo)`. (Since then the
+/// documented rule is that both fail with `SessionExpired`: no call waiting on a refused
+/// session is answered with the new user.)
 #[test]
 fn regression_joined_user_info_gets_sign_in_result() {
     use Op::*;
