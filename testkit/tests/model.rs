@@ -138,11 +138,10 @@ fn model_smoke_refused_without_recovery() {
 
 // ----- regressions: engine bugs the model found (fixed) --------------------------------
 
-/// Was: a refused `link_wechat` (here: `Busy`, a sign-in is in flight) moved the engine
-/// clock past the request deadline but ran no timers: the next `Timeout` was 1 ms in the
-/// past.
-/// `on_tick`'s contract: "Runs after every input, so no deadline returned by
-/// `poll_timeout` is ever in the past."
+/// Was: a refused `link_wechat` (here `Busy`: a sign-in is in flight) brought a time
+/// past the request's timeout but fired nothing: the next `Timeout` was 1 ms in the
+/// past. Every input runs the timers, so no deadline `poll_timeout` reports is ever in
+/// the past.
 #[test]
 fn regression_deadline_in_the_past_after_refused_link() {
     use Op::*;
@@ -168,15 +167,12 @@ fn regression_deadline_in_the_past_after_stale_reply() {
     ]);
 }
 
-/// Was: a `get_user_info` that joined another one in flight, when the anonymous session
-/// is rejected (`user/me` 401 → `token` `invalid_grant` → automatic anonymous sign-in),
-/// completed with the recovery sign-in's `Ok(SignedIn(Anonymous))`. `get_user_info`
-/// "Completes with `Completion::UserInfo`", and `session_rejected` says "A user-info
-/// caller re-asks after the recovery" — only the caller that started the fetch does;
-/// the joined one (`Call::Same`) is handed the sign-in result. Expected (the model): both
-/// ask again after the recovery and complete with `Ok(UserInfo)`. (Since then the
-/// documented rule is that both fail with `SessionExpired`: no call waiting on a refused
-/// session is answered with the new user.)
+/// Was: of two `get_user_info` calls sharing one `user/me`, when the anonymous session
+/// was refused (`user/me` 401 → `token` `invalid_grant` → automatic anonymous sign-in),
+/// the second was answered with the automatic sign-in's `Ok(SignedIn(Anonymous))`.
+/// Now both fail with `SessionExpired` (`Config::anonymous_recovery`: the calls waiting
+/// on the refused user fail; none is answered with the new one), and the new user is
+/// announced with `SessionReplaced`.
 #[test]
 fn regression_joined_user_info_gets_sign_in_result() {
     use Op::*;
@@ -192,9 +188,9 @@ fn regression_joined_user_info_gets_sign_in_result() {
         },
         ReplyError {
             status_idx: 0, // 400
-            kind_idx: 0,   // invalid_grant → rejected → recovery sign-in
+            kind_idx: 0,   // invalid_grant → ops 2, 3 SessionExpired → new user
         },
         ReplyGood { oldest: false }, // recovery credentials
-        ReplyGood { oldest: false }, // recovery user/me: op 3 gets SignedIn(Anonymous)
+        ReplyGood { oldest: false }, // the new user's user/me
     ]);
 }

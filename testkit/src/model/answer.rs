@@ -109,9 +109,9 @@ pub(crate) fn classify(status: u16, name: &str) -> ServerErrorKind {
     }
 }
 
-/// Credentials (§4), with what the session logic needs.
+/// A credentials reply (§4), with what the session logic needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Credentials {
+pub(crate) struct Grant {
     pub(crate) token_type: String,
     pub(crate) access_token: String,
     pub(crate) refresh_token: Option<String>,
@@ -123,7 +123,7 @@ pub(crate) struct Credentials {
 /// What a reply (or its absence) says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Answer {
-    Credentials(Credentials),
+    Grant(Grant),
     ProviderToken(String),
     /// A user object (§5); `sub` is its user id (empty when absent).
     User {
@@ -168,7 +168,7 @@ impl Answer {
                     text("access_token"),
                     field("expires_in").and_then(Value::as_u64),
                 ) {
-                    (Some(access_token), Some(expires_in_s)) => Answer::Credentials(Credentials {
+                    (Some(access_token), Some(expires_in_s)) => Answer::Grant(Grant {
                         token_type: text("token_type").unwrap_or_default(),
                         access_token,
                         refresh_token: text("refresh_token"),

@@ -5,7 +5,7 @@ use cloudbase_auth_core::wire::Endpoint;
 use cloudbase_auth_core::{Completion, LoginState, OpId};
 
 use super::answer::Failure;
-use super::state::{Exchange, Model, Purpose, Query, Waiter};
+use super::state::{Model, Purpose, Query, Waiting, WxLogin};
 
 impl Model {
     /// `get_login_state`: "Refreshes first when the access token is due, and waits for
@@ -35,7 +35,7 @@ impl Model {
             .as_ref()
             .is_some_and(|f| matches!(f.purpose, Purpose::AnonymousSignIn { .. }));
         if joining {
-            self.wait(Waiter::Shares(op));
+            self.wait(Waiting::Shares(op));
         } else if self.login == LoginState::Anonymous {
             self.complete(op, Ok(Completion::SignedIn(LoginState::Anonymous)));
         } else {
@@ -56,7 +56,7 @@ impl Model {
         self.opened(op);
         self.cancel_in_flight();
         self.start(
-            Purpose::WeChatSignIn(Exchange {
+            Purpose::WeChatSignIn(WxLogin {
                 code: code.to_owned(),
                 provider_token: None,
             }),
@@ -104,7 +104,7 @@ impl Model {
         }
         plan.push(Endpoint::UserMe);
         self.start(
-            Purpose::Link(Exchange {
+            Purpose::Link(WxLogin {
                 code: code.to_owned(),
                 provider_token: None,
             }),
@@ -145,7 +145,7 @@ impl Model {
             // No session: a sign-in on the way may bring one; otherwise the answer is
             // the state, and user info needs a session.
             match (busy_with, query) {
-                (Some(p), _) if p.is_sign_in() => self.wait(Waiter::AsksAgain(op, query)),
+                (Some(p), _) if p.is_sign_in() => self.wait(Waiting::AsksAgain(op, query)),
                 (_, Query::UserInfo) => self.complete(op, Err(Failure::NotSignedIn)),
                 (_, Query::LoginState) => self.complete(op, Ok(Completion::LoginState)),
             }
@@ -153,17 +153,17 @@ impl Model {
         }
         match (busy_with, query) {
             (Some(p), _) if p.is_sign_in() || p == Purpose::Refresh => {
-                self.wait(Waiter::AsksAgain(op, query));
+                self.wait(Waiting::AsksAgain(op, query));
             }
-            (Some(Purpose::UserInfo { .. }), Query::UserInfo) => self.wait(Waiter::Shares(op)),
+            (Some(Purpose::UserInfo { .. }), Query::UserInfo) => self.wait(Waiting::Shares(op)),
             // A user fetch or link in flight: the state is known and the token still
             // works, so there is nothing to wait for.
             (Some(_), Query::LoginState) if !self.token_expired() => {
                 self.complete(op, Ok(Completion::LoginState));
             }
-            (Some(_), _) => self.wait(Waiter::AsksAgain(op, query)),
+            (Some(_), _) => self.wait(Waiting::AsksAgain(op, query)),
             (None, _) if self.refresh_due() => {
-                self.wait(Waiter::AsksAgain(op, query));
+                self.wait(Waiting::AsksAgain(op, query));
                 self.start(Purpose::Refresh, None, &[Endpoint::Token]);
             }
             (None, Query::UserInfo) => self.start(

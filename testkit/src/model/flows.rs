@@ -6,8 +6,8 @@ use cloudbase_auth_core::config::{MIN_REFRESH_GAP_MS, RETRY_BACKOFF_MAX_MS, RETR
 use cloudbase_auth_core::wire::Endpoint;
 use cloudbase_auth_core::{Completion, Delivery, LoginState, RequestId, ServerErrorKind};
 
-use super::answer::{Answer, Credentials, Failure};
-use super::state::{InFlight, Model, Outcome, Purpose, Session, Waiter};
+use super::answer::{Answer, Failure, Grant};
+use super::state::{Model, Operation, Outcome, Purpose, UserSession, Waiting};
 
 /// The scope that marks an anonymous session (§4: "anonymous" and nothing else).
 const ANONYMOUS_SCOPE: &str = "anonymous";
@@ -21,7 +21,7 @@ fn meaning(endpoint: Endpoint, answer: Answer) -> Result<Answer, Failure> {
         (_, Answer::Refused(r)) => Err(Failure::Server(r)),
         (
             Endpoint::SignInAnonymously | Endpoint::SignInWithProvider | Endpoint::Token,
-            a @ Answer::Credentials(_),
+            a @ Answer::Grant(_),
         )
         | (Endpoint::ProviderToken, a @ Answer::ProviderToken(_))
         | (Endpoint::UserMe, a @ Answer::User { .. })
@@ -47,17 +47,17 @@ impl Model {
     }
 
     /// The request on the wire got `answer`.
-    pub(crate) fn on_answer(&mut self, f: InFlight, answer: Answer) {
+    pub(crate) fn on_answer(&mut self, f: Operation, answer: Answer) {
         match meaning(f.on_the_wire(), answer) {
             Ok(a) => self.step_succeeded(f, a),
             Err(e) => self.step_failed(f, e),
         }
     }
 
-    fn step_succeeded(&mut self, mut f: InFlight, answer: Answer) {
+    fn step_succeeded(&mut self, mut f: Operation, answer: Answer) {
         match answer {
-            Answer::Credentials(c) if f.on_the_wire() == Endpoint::Token => self.refreshed(&c),
-            Answer::Credentials(c) => self.signed_in(&f.purpose, &c),
+            Answer::Grant(c) if f.on_the_wire() == Endpoint::Token => self.refreshed(&c),
+            Answer::Grant(c) => self.signed_in(&f.purpose, &c),
             Answer::ProviderToken(token) => match &mut f.purpose {
                 Purpose::WeChatSignIn(x) | Purpose::Link(x) => x.provider_token = Some(token),
                 other => panic!("model bug: {other:?} asked for a provider token"),
@@ -93,7 +93,7 @@ impl Model {
         self.finish(f, Ok(done));
     }
 
-    fn step_failed(&mut self, mut f: InFlight, e: Failure) {
+    fn step_failed(&mut self, mut f: Operation, e: Failure) {
         let refusal = match e {
             Failure::Server(r) => Some(r),
             _ => None,
@@ -113,7 +113,7 @@ impl Model {
             (Endpoint::UserMe, Purpose::UserInfo { refreshed })
                 if refusal.is_some_and(|r| r.kind == ServerErrorKind::Unauthenticated) =>
             {
-                let refreshable = self.session.as_ref().is_some_and(Session::refreshable);
+                let refreshable = self.session.as_ref().is_some_and(UserSession::refreshable);
                 if !refreshed && refreshable {
                     f.purpose = Purpose::UserInfo { refreshed: true };
                     f.plan = [Endpoint::UserMe, Endpoint::Token, Endpoint::UserMe].into();
@@ -150,14 +150,14 @@ impl Model {
     /// A sign-in's credentials: the new session (its kind from the `scope`, §4), with
     /// the refresh schedule started afresh. The automatic sign-in of a new anonymous
     /// user is announced (`SessionReplaced`) before the state change it explains.
-    fn signed_in(&mut self, purpose: &Purpose, c: &Credentials) {
+    fn signed_in(&mut self, purpose: &Purpose, c: &Grant) {
         let kind = match c.scope.as_str() {
             "" if matches!(purpose, Purpose::AnonymousSignIn { .. }) => LoginState::Anonymous,
             "" => LoginState::WeChat,
             ANONYMOUS_SCOPE => LoginState::Anonymous,
             _ => LoginState::WeChat,
         };
-        self.session = Some(Session::from_credentials(self.now, c));
+        self.session = Some(UserSession::from_credentials(self.now, c));
         self.fresh_credentials();
         if *purpose == (Purpose::AnonymousSignIn { automatic: true }) {
             self.step.replaced += 1;
@@ -173,12 +173,12 @@ impl Model {
     /// (§4); one without `sub` keeps the uid. A non-anonymous scope makes an anonymous
     /// session WeChat; the converse never happens (core/README.md: a linked session
     /// stays WeChat even if the server still says `anonymous`).
-    fn refreshed(&mut self, c: &Credentials) {
+    fn refreshed(&mut self, c: &Grant) {
         let old = self
             .session
             .take()
             .expect("model bug: a refresh without a session");
-        let mut s = Session::from_credentials(self.now, c);
+        let mut s = UserSession::from_credentials(self.now, c);
         if s.refresh_token.is_none() {
             s.refresh_token = old.refresh_token;
         }
@@ -205,7 +205,7 @@ impl Model {
     /// it fails with `SessionExpired` (none is answered with another user); an anonymous
     /// one is then replaced by the automatic sign-in of a new anonymous user when
     /// `Config::anonymous_recovery` is on.
-    fn session_refused(&mut self, f: InFlight) {
+    fn session_refused(&mut self, f: Operation) {
         let was_anonymous = self.login == LoginState::Anonymous;
         self.end_session();
         self.fail(f, Failure::SessionExpired);
@@ -220,20 +220,20 @@ impl Model {
 
     /// Success: the caller and the callers sharing its result get `r`; queued queries
     /// ask again.
-    fn finish(&mut self, f: InFlight, r: Outcome) {
+    fn finish(&mut self, f: Operation, r: Outcome) {
         if let Some(op) = f.caller {
             self.complete(op, r);
         }
         for w in std::mem::take(&mut self.waiting) {
             match w {
-                Waiter::Shares(op) => self.complete(op, r),
-                Waiter::AsksAgain(op, query) => self.ask(op, query),
+                Waiting::Shares(op) => self.complete(op, r),
+                Waiting::AsksAgain(op, query) => self.ask(op, query),
             }
         }
     }
 
     /// Failure: the caller and every waiting caller get `e`.
-    fn fail(&mut self, f: InFlight, e: Failure) {
+    fn fail(&mut self, f: Operation, e: Failure) {
         if let Some(op) = f.caller {
             self.complete(op, Err(e));
         }

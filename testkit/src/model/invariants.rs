@@ -5,7 +5,7 @@ use cloudbase_auth_core::state::is_allowed;
 use cloudbase_auth_core::testing::Harness;
 use cloudbase_auth_core::wire::Endpoint;
 
-use super::state::{Model, Session};
+use super::state::{Model, UserSession};
 use super::world::restart;
 
 /// Checks, after any step, everything that must hold between the engine, the harness's
@@ -26,7 +26,7 @@ pub fn check_invariants(h: &Harness, m: &Model, clock_max: u64) {
 /// What a host reads of a session, owned, for comparisons.
 type SessionRead = (String, String, bool, u64, u64);
 
-fn model_session(s: &Session) -> SessionRead {
+fn model_session(s: &UserSession) -> SessionRead {
     (
         s.uid.clone(),
         s.access_token.clone(),
@@ -133,7 +133,7 @@ fn storage(h: &Harness, m: &Model, clock_max: u64) {
         return;
     };
     assert_eq!(snap.login, state, "stored state is the current one");
-    let ids = |s: &Session| (s.uid.clone(), s.refreshable());
+    let ids = |s: &UserSession| (s.uid.clone(), s.refreshable());
     assert_eq!(
         snap.session.as_ref().map(ids),
         m.session.as_ref().map(ids),

@@ -12,7 +12,7 @@ use cloudbase_auth_core::state::is_allowed;
 use cloudbase_auth_core::wire::Endpoint;
 use cloudbase_auth_core::{Completion, LoginState, OpId, RequestId, TransportError};
 
-use super::answer::{Answer, Credentials, Failure};
+use super::answer::{Answer, Failure, Grant};
 use super::ops::Setup;
 
 /// How a call ends.
@@ -22,7 +22,7 @@ pub(crate) type Outcome = Result<Completion, Failure>;
 /// credentials carried (a host saw it in the reply; the model needs it to predict the
 /// refresh request's body).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Session {
+pub(crate) struct UserSession {
     pub(crate) uid: String,
     pub(crate) token_type: String,
     pub(crate) access_token: String,
@@ -31,14 +31,14 @@ pub(crate) struct Session {
     pub(crate) refresh_at: u64,
 }
 
-impl Session {
+impl UserSession {
     /// core/README.md: `expires_at` is the local receive time + `expires_in`; the refresh
     /// is due 30 s (the default margin) before it, never earlier than half-way through
     /// the lifetime.
-    pub(crate) fn from_credentials(now: u64, c: &Credentials) -> Session {
+    pub(crate) fn from_credentials(now: u64, c: &Grant) -> UserSession {
         let lifetime = c.expires_in_s.saturating_mul(1000);
         let expires_at = now.saturating_add(lifetime);
-        Session {
+        UserSession {
             uid: c.sub.clone(),
             token_type: c.token_type.clone(),
             access_token: c.access_token.clone(),
@@ -56,7 +56,7 @@ impl Session {
 /// A WeChat code exchange: the `wx.login` code the host passed, then the provider token
 /// the server gave for it (§3 of docs/wire.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Exchange {
+pub(crate) struct WxLogin {
     pub(crate) code: String,
     pub(crate) provider_token: Option<String>,
 }
@@ -70,14 +70,14 @@ pub(crate) enum Purpose {
     AnonymousSignIn {
         automatic: bool,
     },
-    WeChatSignIn(Exchange),
+    WeChatSignIn(WxLogin),
     /// For waiting callers, or proactive (due, nobody asked).
     Refresh,
     /// `getUserInfo`; `refreshed`: the one refresh after `unauthenticated` was made.
     UserInfo {
         refreshed: bool,
     },
-    Link(Exchange),
+    Link(WxLogin),
     /// `signOut`: the token being revoked.
     SignOut {
         access_token: String,
@@ -95,7 +95,7 @@ impl Purpose {
 
 /// The one operation in flight (core/README.md: "at most one operation in flight").
 #[derive(Debug, Clone)]
-pub(crate) struct InFlight {
+pub(crate) struct Operation {
     pub(crate) purpose: Purpose,
     /// The call that started it (none for a proactive refresh or an automatic sign-in).
     pub(crate) caller: Option<OpId>,
@@ -107,7 +107,7 @@ pub(crate) struct InFlight {
     pub(crate) times_out_at: u64,
 }
 
-impl InFlight {
+impl Operation {
     /// The endpoint of the request on the wire.
     pub(crate) fn on_the_wire(&self) -> Endpoint {
         self.plan[0]
@@ -123,7 +123,7 @@ pub(crate) enum Query {
 
 /// A caller waiting on the operation in flight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Waiter {
+pub(crate) enum Waiting {
     /// Asks again when the operation succeeds (a query behind a sign-in or refresh).
     AsksAgain(OpId, Query),
     /// Gets the operation's own result (a second `signInAnonymously`, a second
@@ -131,10 +131,10 @@ pub(crate) enum Waiter {
     Shares(OpId),
 }
 
-impl Waiter {
+impl Waiting {
     fn op(self) -> OpId {
         match self {
-            Waiter::AsksAgain(op, _) | Waiter::Shares(op) => op,
+            Waiting::AsksAgain(op, _) | Waiting::Shares(op) => op,
         }
     }
 }
@@ -143,7 +143,7 @@ impl Waiter {
 #[derive(Debug, Clone)]
 pub(crate) struct Stored {
     pub(crate) login: LoginState,
-    pub(crate) session: Option<Session>,
+    pub(crate) session: Option<UserSession>,
     pub(crate) saved_at: u64,
 }
 
@@ -168,14 +168,14 @@ pub struct Model {
     /// The engine's clock (time never goes back).
     pub(crate) now: u64,
     pub(crate) login: LoginState,
-    pub(crate) session: Option<Session>,
+    pub(crate) session: Option<UserSession>,
     /// No proactive refresh before this: `MIN_REFRESH_GAP_MS` after new credentials,
     /// the backoff after a failed refresh.
     pub(crate) proactive_not_before: u64,
     /// The wait after the next failed refresh (doubling up to `RETRY_BACKOFF_MAX_MS`).
     pub(crate) next_backoff: u64,
-    pub(crate) in_flight: Option<InFlight>,
-    pub(crate) waiting: Vec<Waiter>,
+    pub(crate) in_flight: Option<Operation>,
+    pub(crate) waiting: Vec<Waiting>,
     /// Calls that returned an id and have not completed.
     pub(crate) open_calls: BTreeSet<u32>,
     pub(crate) stored: Option<Stored>,
@@ -289,7 +289,7 @@ impl Model {
     }
 
     /// At most `WAITERS_MAX` callers wait on one operation; one more is refused as busy.
-    pub(crate) fn wait(&mut self, w: Waiter) {
+    pub(crate) fn wait(&mut self, w: Waiting) {
         if self.waiting.len() >= WAITERS_MAX {
             self.complete(w.op(), Err(Failure::Busy));
         } else {
@@ -337,7 +337,7 @@ impl Model {
 
     /// Starts an operation with its planned requests; the first goes on the wire.
     pub(crate) fn start(&mut self, purpose: Purpose, caller: Option<OpId>, plan: &[Endpoint]) {
-        self.in_flight = Some(InFlight {
+        self.in_flight = Some(Operation {
             purpose,
             caller,
             plan: plan.iter().copied().collect(),
@@ -347,7 +347,7 @@ impl Model {
     }
 
     /// The operation's next planned request goes on the wire.
-    pub(crate) fn send_next(&mut self, mut f: InFlight) {
+    pub(crate) fn send_next(&mut self, mut f: Operation) {
         f.plan.pop_front();
         assert!(
             !f.plan.is_empty(),
