@@ -7,6 +7,7 @@
 //! step. The default is 256 cases; `PROPTEST_CASES` raises it.
 
 use cloudbase_auth_testkit::{Op, Setup, run_ops, run_with};
+
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 
@@ -108,32 +109,6 @@ fn model_smoke_refresh_rejected_recovers() {
         ReplyGood { oldest: false },
         ReplyGood { oldest: false },
     ]);
-}
-
-/// Without the automatic recovery a refused anonymous session just ends: the waiting
-/// call fails with `SessionExpired`, nothing is replaced, and a later
-/// `signInAnonymously` makes a new user.
-#[test]
-fn model_smoke_refused_without_recovery() {
-    use Op::*;
-    run_with(
-        Setup {
-            anonymous_recovery: false,
-        },
-        &[
-            SignInAnonymously,
-            ReplyGood { oldest: false },
-            ReplyGood { oldest: false },
-            ServerRevokesRefreshTokens,
-            AdvanceToDeadline,
-            GetUserInfo,
-            ReplyGood { oldest: false },
-            GetUserInfo,
-            SignInAnonymously,
-            ReplyGood { oldest: false },
-            ReplyGood { oldest: false },
-        ],
-    );
 }
 
 // ----- regressions: engine bugs the model found (fixed) --------------------------------

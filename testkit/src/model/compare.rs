@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::answer::Failure;
 use super::invariants::check_invariants;
-use super::state::{Outcome, Purpose, StepOutputs};
+use super::state::{Outcome, Purpose, StepOutputs, UserSession};
 use super::world::World;
 use crate::snapshot_file;
 
@@ -80,27 +80,15 @@ impl World {
         );
         assert_eq!(file.state, m.login, "snapshot state");
         assert_eq!(file.saved_at, m.now, "snapshot saved now");
-        let session = file.session.map(|s| {
-            (
-                s.uid,
-                s.token_type,
-                s.access_token,
-                s.refresh_token,
-                s.expires_at,
-                s.refresh_at,
-            )
+        let session = file.session.map(|s| UserSession {
+            uid: s.uid,
+            token_type: s.token_type,
+            access_token: s.access_token,
+            refresh_token: s.refresh_token,
+            expires_at: s.expires_at,
+            refresh_at: s.refresh_at,
         });
-        let expected = m.session.clone().map(|s| {
-            (
-                s.uid,
-                s.token_type,
-                s.access_token,
-                s.refresh_token,
-                s.expires_at,
-                s.refresh_at,
-            )
-        });
-        assert_eq!(session, expected, "snapshot session");
+        assert_eq!(session, m.session, "snapshot session");
     }
 
     /// The request the step put on the wire, if the model expects one: endpoint,
