@@ -6,6 +6,7 @@
 //! function panics on a broken property and returns quietly otherwise; none may panic
 //! for any input the engine or parser is right to refuse.
 
+use cloudbase_auth_core::config::DEFAULT_REQUEST_TIMEOUT_MS;
 use cloudbase_auth_core::testing::{ENV, Harness};
 use cloudbase_auth_core::wire::{self, Credentials, Endpoint, ErrorBody, ProviderTokenReply, User};
 use cloudbase_auth_core::{
@@ -22,9 +23,6 @@ use crate::snapshot_file::{self, SnapshotFile};
 /// so the seed snapshots (saved around `T0`) restore on a clock that moved on, and
 /// mutated `saved_at` values land on both sides of it.
 pub const RESTORE_AT: u64 = cloudbase_auth_core::testing::T0 + 3_600_000;
-
-/// Request timeout of `Config::new` (the refresh a restore may start is due by then).
-const REQUEST_TIMEOUT_MS: u64 = 15_000;
 
 /// Everything a host can observe of an engine's session, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,7 +248,7 @@ fn check_restored(h: &Harness, f: &SnapshotFile) {
             h.sent[0].authorization, None,
             "refresh carries no access token"
         );
-        assert_eq!(h.deadline, Some(now + REQUEST_TIMEOUT_MS));
+        assert_eq!(h.deadline, Some(now + DEFAULT_REQUEST_TIMEOUT_MS));
     } else {
         assert!(!e.is_busy() && h.sent.is_empty());
         let due = if refreshable { refresh_at } else { expires_at };
@@ -434,22 +432,33 @@ pub const MAX_OPS: usize = 128;
 
 /// `engine_ops`: `data` decoded with `arbitrary` into at most [`MAX_OPS`] [`Op`]s (each
 /// preceded by a "more" byte, as `Unstructured::arbitrary_iter` reads them; see
-/// [`crate::seeds::encode_ops`]), replayed with [`run_ops`]: the same model and
-/// invariants as the property test, after every step.
+/// [`crate::seeds::encode_ops`]) and the host [`Setup`] (see [`decode_run`]), replayed
+/// with [`run_with`]: the same model and invariants as the property test, after every
+/// step.
 ///
 /// [`Op`]: crate::Op
-/// [`run_ops`]: crate::run_ops
+/// [`Setup`]: crate::Setup
+/// [`run_with`]: crate::run_with
 #[cfg(feature = "arbitrary")]
 pub fn fuzz_engine_ops(data: &[u8]) {
-    crate::run_ops(&decode_ops(data));
+    let (setup, ops) = decode_run(data);
+    crate::run_with(setup, &ops);
 }
 
-/// The [`Op`](crate::Op) sequence `fuzz_engine_ops` replays for `data`.
+/// The run `fuzz_engine_ops` replays for `data`: the [`Op`](crate::Op) sequence, then
+/// the host settings from the first byte after it, if any (bit 0 set: anonymous
+/// recovery off). Inputs that end with the sequence, such as every seed written before
+/// the settings existed, run with the defaults of `Config::new`.
 #[cfg(feature = "arbitrary")]
-pub fn decode_ops(data: &[u8]) -> Vec<crate::Op> {
+pub fn decode_run(data: &[u8]) -> (crate::Setup, Vec<crate::Op>) {
     let mut u = arbitrary::Unstructured::new(data);
-    let Ok(iter) = u.arbitrary_iter::<crate::Op>() else {
-        return Vec::new();
+    let ops = match u.arbitrary_iter::<crate::Op>() {
+        Ok(iter) => iter.take(MAX_OPS).map_while(Result::ok).collect(),
+        Err(_) => Vec::new(),
     };
-    iter.take(MAX_OPS).map_while(Result::ok).collect()
+    let mut setup = crate::Setup::default();
+    if let Some(b) = u.take_rest().first() {
+        setup.anonymous_recovery = b & 1 == 0;
+    }
+    (setup, ops)
 }
