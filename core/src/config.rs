@@ -36,8 +36,9 @@ pub struct Config<'a> {
     pub refresh_margin_ms: u64,
     /// A request with no reply after this long fails as timed out.
     pub request_timeout_ms: u64,
-    /// When the server refuses an anonymous session's refresh token, sign in a **new**
-    /// anonymous user in its place (the official SDK's behaviour; on by default). The
+    /// When the server refuses an anonymous session (its refresh token, or its access
+    /// token at `user/me` even after a refresh), sign in a **new** anonymous user in its
+    /// place (the official SDK's behaviour; on by default). The
     /// refused user is gone for this device either way: the calls waiting on it fail
     /// with [`Error::SessionExpired`](crate::Error::SessionExpired), and the
     /// replacement is announced with [`Output::SessionReplaced`](crate::Output::SessionReplaced).

@@ -7,7 +7,7 @@
 //! for any input the engine or parser is right to refuse.
 
 use cloudbase_auth_core::config::DEFAULT_REQUEST_TIMEOUT_MS;
-use cloudbase_auth_core::testing::{ENV, Harness};
+use cloudbase_auth_core::testing::{ENV, Harness, observe};
 use cloudbase_auth_core::wire::{self, Credentials, Endpoint, ErrorBody, ProviderTokenReply, User};
 use cloudbase_auth_core::{
     Completion, Delivery, Error, LoginState, ServerErrorKind, SnapshotError, WireError,
@@ -23,50 +23,6 @@ use crate::snapshot_file::{self, SnapshotFile};
 /// so the seed snapshots (saved around `T0`) restore on a clock that moved on, and
 /// mutated `saved_at` values land on both sides of it.
 pub const RESTORE_AT: u64 = cloudbase_auth_core::testing::T0 + 3_600_000;
-
-/// Everything a host can observe of an engine's session, owned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Observed {
-    state: LoginState,
-    device_id: String,
-    generation: u32,
-    /// uid, token type, access token, expires at, refresh at, refreshable.
-    session: Option<(String, String, String, u64, u64, bool)>,
-    /// uid, nickname, avatar, e-mail, openid.
-    user: Option<(String, String, String, String, String)>,
-    deadline: Option<u64>,
-    busy: bool,
-}
-
-fn observe(h: &Harness) -> Observed {
-    let e = &h.engine;
-    Observed {
-        state: e.login_state(),
-        device_id: e.device_id().into(),
-        generation: e.generation(),
-        session: e.session().map(|s| {
-            (
-                s.uid.into(),
-                s.token_type.into(),
-                s.access_token.into(),
-                s.expires_at_ms,
-                s.refresh_at_ms,
-                s.refreshable,
-            )
-        }),
-        user: e.user().map(|u| {
-            (
-                u.uid.into(),
-                u.nick_name.into(),
-                u.avatar_url.into(),
-                u.email.into(),
-                u.openid.into(),
-            )
-        }),
-        deadline: e.poll_timeout(),
-        busy: e.is_busy(),
-    }
-}
 
 /// A fresh harness at [`RESTORE_AT`] that holds requests for the caller to answer.
 fn host() -> Box<Harness> {
@@ -266,7 +222,7 @@ fn round_trip(mut h: Box<Harness>, f: &SnapshotFile) {
             // Nothing the public API can make an engine without a session persist.
             return;
         }
-        let before = observe(&h);
+        let before = observe(&h.engine);
         let session = h.engine.session().expect("signed in");
         if h.engine.is_refreshing() {
             // The due refresh gets the same access token back, without a new refresh
@@ -313,7 +269,7 @@ fn round_trip(mut h: Box<Harness>, f: &SnapshotFile) {
                 "the cached profile, served back, is accepted: {body}"
             );
             assert_eq!(
-                observe(&h),
+                observe(&h.engine),
                 before,
                 "serving the cached profile changes nothing"
             );
@@ -321,7 +277,7 @@ fn round_trip(mut h: Box<Harness>, f: &SnapshotFile) {
         }
         assert!(h.stored.is_some(), "the engine persisted");
     }
-    let a = observe(&h);
+    let a = observe(&h.engine);
     let bytes = h.stored.as_ref().expect("persisted").to_vec();
 
     // The engine's encoding reads as the documented layout, with the same values.
@@ -349,7 +305,7 @@ fn round_trip(mut h: Box<Harness>, f: &SnapshotFile) {
         Ok(()),
         "re-encoded snapshot restores"
     );
-    let mut b = observe(&c);
+    let mut b = observe(&c.engine);
     assert_eq!(
         b.generation,
         a.generation.wrapping_add(1),
