@@ -59,6 +59,7 @@
 extern crate std;
 
 pub mod capacity;
+pub mod code;
 pub mod config;
 pub mod engine;
 pub mod error;
