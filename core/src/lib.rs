@@ -58,6 +58,7 @@
 #[macro_use]
 extern crate std;
 
+pub mod base64;
 pub mod capacity;
 pub mod code;
 pub mod config;

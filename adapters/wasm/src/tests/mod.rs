@@ -10,7 +10,6 @@ mod abi;
 mod contract;
 mod exports;
 mod snapshots;
-mod stored;
 
 /// The exports share one static engine: tests take turns.
 static SERIAL: Mutex<()> = Mutex::new(());
