@@ -3,7 +3,7 @@
 //! Strings live in `heapless` buffers of these capacities (bytes of UTF-8). A value that
 //! does not fit is rejected with a typed error ([`crate::WireError::TooLong`],
 //! [`crate::ApiMisuse::InputTooLong`]), never truncated. The figures come from the
-//! measurements in the wire reference: an RS256 access token with the full CloudBase
+//! measurements in §7 of docs/wire.md: an RS256 access token with the full CloudBase
 //! claim set is 1,027 (anonymous) to 1,060 (WeChat) characters.
 
 /// Longest access token (a JWT) the engine holds; ~2× the longest one measured.

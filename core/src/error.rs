@@ -72,7 +72,7 @@ impl Error {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ApiMisuse {
-    /// `init` has not been called (the seed guide: `wx.cloud.init()` before `auth()`).
+    /// `init` has not been called (`wx.cloud.init()` comes before `auth()`).
     #[error("init() must be called first")]
     NotInitialized,
     /// `init` was called twice.
@@ -113,7 +113,7 @@ pub enum ApiMisuse {
     OutputQueueFull,
 }
 
-/// A CloudBase error reply (§6 of the wire reference), kept small and `Copy` so it can
+/// A CloudBase error reply (§6 of docs/wire.md), kept small and `Copy` so it can
 /// sit in the output queue. Hosts that want the human `error_description` read it from
 /// the body they handed in with [`crate::wire::ErrorBody::parse`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -208,7 +208,7 @@ impl ServerErrorKind {
     }
 }
 
-/// A reply body that is not the JSON the reference describes. Untrusted input: every
+/// A reply body that is not the JSON docs/wire.md describes. Untrusted input: every
 /// variant is reachable from server bytes, none panics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -43,9 +43,11 @@
 //!
 //! ## Modules
 //!
-//! [`engine`] (the state machine), [`state`] (login states and the transition table),
-//! [`wire`] (endpoints, JSON shapes, the reply codec), [`snapshot`] (stored bytes),
-//! [`capacity`] (every bound), [`error`] (typed errors with a [`Disposition`]).
+//! [`engine`] (the state machine: host API, task flows, replies, timers), [`state`]
+//! (login states and the transition table), [`wire`] (endpoints, JSON shapes, the reply
+//! codec, request writing), [`snapshot`] (stored bytes, postcard), [`capacity`] (every
+//! bound), [`error`] (typed errors with a [`Disposition`]), `testing` (feature
+//! `testing`: the harness). The protocol they speak is docs/wire.md.
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -56,7 +58,9 @@
 #[macro_use]
 extern crate std;
 
+pub mod base64;
 pub mod capacity;
+pub mod code;
 pub mod config;
 pub mod engine;
 pub mod error;

@@ -95,8 +95,9 @@ pub enum Output<'a> {
         /// New state.
         to: LoginState,
     },
-    /// The server refused the anonymous session's refresh token and the engine signed
-    /// in a **new** anonymous user in its place (see
+    /// The server refused the anonymous session (its refresh token, or its access token
+    /// even after a refresh) and the engine signed in a **new** anonymous user in its
+    /// place (see
     /// [`Config::anonymous_recovery`](crate::Config::anonymous_recovery)). Comes right
     /// before the `SignedOut → Anonymous` change it explains (hosts that report state
     /// changes can mark that one as a new user). The uid differs from the refused one:

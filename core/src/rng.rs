@@ -1,5 +1,10 @@
 //! A small deterministic generator for request ids and the device id, seeded by the
 //! host. Not for secrets: the core holds none it generates (tokens come from the server).
+//!
+//! Written out rather than taken from `rand_xoshiro` (the same algorithm): that crate's
+//! generator has no `const` constructor, which `Engine::new` (a `const fn`, so the wasm
+//! adapter's engine can be a `static`) needs, and with an `Option` around it the wasm
+//! module was 537 bytes larger (`scripts/build-wasm.sh`).
 
 /// xoshiro128++ (public domain reference algorithm by Blackman and Vigna).
 #[derive(Debug, Clone)]

@@ -1,13 +1,17 @@
 //! What a signed-in engine holds: tokens with their deadlines, and the cached profile.
+//! Both are part of the snapshot body (field order is its wire format).
 
 use crate::capacity::*;
 use heapless::String;
+use postcard::experimental::max_size::MaxSize;
+use serde::{Deserialize, Serialize};
 
 /// Tokens of the current session, with deadlines in host milliseconds.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-#[cfg_attr(test, derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, MaxSize)]
 pub(crate) struct Session {
+    #[serde(deserialize_with = "crate::snapshot::bounded")]
     pub(crate) token_type: String<TOKEN_TYPE_MAX>,
+    #[serde(deserialize_with = "crate::snapshot::bounded")]
     pub(crate) access_token: String<ACCESS_TOKEN_MAX>,
     pub(crate) refresh_token: Option<String<REFRESH_TOKEN_MAX>>,
     /// When the access token stops working (local clock: receipt time + `expires_in`).
@@ -15,18 +19,23 @@ pub(crate) struct Session {
     /// When to refresh: `expires_at − margin`, but never earlier than half-way through
     /// the lifetime, so a server handing out very short tokens cannot cause a refresh loop.
     pub(crate) refresh_at: u64,
+    #[serde(deserialize_with = "crate::snapshot::bounded")]
     pub(crate) uid: String<UID_MAX>,
 }
 
 /// The cached profile (from `user/me`) shown by `getLoginState`/`getUserInfo`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-#[cfg_attr(test, derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, MaxSize)]
 pub(crate) struct Profile {
+    #[serde(deserialize_with = "crate::snapshot::bounded")]
     pub(crate) name: String<NAME_MAX>,
+    #[serde(deserialize_with = "crate::snapshot::bounded")]
     pub(crate) avatar: String<AVATAR_MAX>,
+    #[serde(deserialize_with = "crate::snapshot::bounded")]
     pub(crate) email: String<EMAIL_MAX>,
+    #[serde(deserialize_with = "crate::snapshot::bounded")]
     pub(crate) openid: String<OPENID_MAX>,
     /// The Mini Program appId of the WeChat identity (to pick the openid).
+    #[serde(deserialize_with = "crate::snapshot::bounded")]
     pub(crate) appid: String<APPID_MAX>,
 }
 

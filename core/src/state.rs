@@ -1,9 +1,10 @@
 //! The five login states and the one transition table.
 
+use postcard::experimental::max_size::MaxSize;
 use serde::{Deserialize, Serialize};
 
-/// The observable login state (the mission's five).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The observable login state: the five of a `wx.cloud.auth()` session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, MaxSize)]
 #[non_exhaustive]
 pub enum LoginState {
     /// `init` not called yet.

@@ -87,7 +87,8 @@ fn a_whole_session_allocates_nothing() {
     let anon_state = h.engine.login_state();
     let anon_uid_len = h.engine.session().map(|s| s.uid.len());
 
-    // advance to 10 s before expiry: past the refresh point (expires_at − 30 s)
+    // advance to 10 s before expiry: past the refresh point (expires_at − the default
+    // refresh margin of 30 s)
     let expires_before = h.engine.session().map(|s| s.expires_at_ms);
     h.advance(7_200_000 - 10_000);
     let token_hits = h.server.hits(Endpoint::Token);

@@ -1,6 +1,9 @@
 //! Per-state, per-event unit tests (`test_<state>_<event>`), from fixtures such as
 //! `engine_anonymous()`, in the style of smoltcp's TCP socket tests.
 
+use cloudbase_auth_core::config::{
+    DEFAULT_REFRESH_MARGIN_MS, DEFAULT_REQUEST_TIMEOUT_MS, RETRY_BACKOFF_MIN_MS,
+};
 use cloudbase_auth_core::testing::{APPID, ENV, Harness};
 use cloudbase_auth_core::wire::Endpoint;
 use cloudbase_auth_core::{
@@ -341,7 +344,10 @@ fn test_anonymous_refresh_due() {
     let session = h.engine.session().unwrap();
     // Refresh is scheduled at expires_at − 30 s through the deadline output.
     assert_eq!(session.expires_at_ms, h.now + 7_200_000);
-    assert_eq!(h.deadline, Some(session.expires_at_ms - 30_000));
+    assert_eq!(
+        h.deadline,
+        Some(session.expires_at_ms - DEFAULT_REFRESH_MARGIN_MS)
+    );
     h.advance_to_deadline();
     assert_eq!(h.sent.len(), 1);
     let s = &h.sent[0];
@@ -463,8 +469,8 @@ fn test_anonymous_refresh_transport_failure_keeps_session() {
     assert_eq!(h.fail_next(), Delivery::Accepted);
     assert_eq!(h.engine.login_state(), LoginState::Anonymous);
     assert_eq!(uid(&h), before);
-    // Backoff: the next try is a second later, not at once.
-    assert_eq!(h.deadline, Some(h.now + 1_000));
+    // Backoff: the next try is one backoff step (a second) later, not at once.
+    assert_eq!(h.deadline, Some(h.now + RETRY_BACKOFF_MIN_MS));
     h.advance_to_deadline();
     assert_eq!(h.sent[0].endpoint, Endpoint::Token);
     assert_eq!(h.reply_next(), Delivery::Accepted);
@@ -476,8 +482,8 @@ fn test_anonymous_request_timeout() {
     let mut h = held(engine_anonymous());
     let op = h.engine.get_user_info(h.now).unwrap();
     h.run();
-    assert_eq!(h.deadline, Some(h.now + 15_000));
-    h.advance(15_000);
+    assert_eq!(h.deadline, Some(h.now + DEFAULT_REQUEST_TIMEOUT_MS));
+    h.advance(DEFAULT_REQUEST_TIMEOUT_MS);
     assert!(matches!(h.result(op), Some(Err(Error::Transport(_)))));
     assert_eq!(
         h.result(op).unwrap().unwrap_err().disposition(),
@@ -801,23 +807,8 @@ fn test_any_error_dispositions() {
     );
 }
 
+/// The expected `Basic` credentials, from the `base64` crate (an independent encoder).
 fn base64(s: &str) -> String {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in s.as_bytes().chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
 }

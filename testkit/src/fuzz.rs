@@ -6,7 +6,8 @@
 //! function panics on a broken property and returns quietly otherwise; none may panic
 //! for any input the engine or parser is right to refuse.
 
-use cloudbase_auth_core::testing::{ENV, Harness};
+use cloudbase_auth_core::config::DEFAULT_REQUEST_TIMEOUT_MS;
+use cloudbase_auth_core::testing::{ENV, Harness, observe};
 use cloudbase_auth_core::wire::{self, Credentials, Endpoint, ErrorBody, ProviderTokenReply, User};
 use cloudbase_auth_core::{
     Completion, Delivery, Error, LoginState, ServerErrorKind, SnapshotError, WireError,
@@ -22,53 +23,6 @@ use crate::snapshot_file::{self, SnapshotFile};
 /// so the seed snapshots (saved around `T0`) restore on a clock that moved on, and
 /// mutated `saved_at` values land on both sides of it.
 pub const RESTORE_AT: u64 = cloudbase_auth_core::testing::T0 + 3_600_000;
-
-/// Request timeout of `Config::new` (the refresh a restore may start is due by then).
-const REQUEST_TIMEOUT_MS: u64 = 15_000;
-
-/// Everything a host can observe of an engine's session, owned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Observed {
-    state: LoginState,
-    device_id: String,
-    generation: u32,
-    /// uid, token type, access token, expires at, refresh at, refreshable.
-    session: Option<(String, String, String, u64, u64, bool)>,
-    /// uid, nickname, avatar, e-mail, openid.
-    user: Option<(String, String, String, String, String)>,
-    deadline: Option<u64>,
-    busy: bool,
-}
-
-fn observe(h: &Harness) -> Observed {
-    let e = &h.engine;
-    Observed {
-        state: e.login_state(),
-        device_id: e.device_id().into(),
-        generation: e.generation(),
-        session: e.session().map(|s| {
-            (
-                s.uid.into(),
-                s.token_type.into(),
-                s.access_token.into(),
-                s.expires_at_ms,
-                s.refresh_at_ms,
-                s.refreshable,
-            )
-        }),
-        user: e.user().map(|u| {
-            (
-                u.uid.into(),
-                u.nick_name.into(),
-                u.avatar_url.into(),
-                u.email.into(),
-                u.openid.into(),
-            )
-        }),
-        deadline: e.poll_timeout(),
-        busy: e.is_busy(),
-    }
-}
 
 /// A fresh harness at [`RESTORE_AT`] that holds requests for the caller to answer.
 fn host() -> Box<Harness> {
@@ -250,7 +204,7 @@ fn check_restored(h: &Harness, f: &SnapshotFile) {
             h.sent[0].authorization, None,
             "refresh carries no access token"
         );
-        assert_eq!(h.deadline, Some(now + REQUEST_TIMEOUT_MS));
+        assert_eq!(h.deadline, Some(now + DEFAULT_REQUEST_TIMEOUT_MS));
     } else {
         assert!(!e.is_busy() && h.sent.is_empty());
         let due = if refreshable { refresh_at } else { expires_at };
@@ -268,7 +222,7 @@ fn round_trip(mut h: Box<Harness>, f: &SnapshotFile) {
             // Nothing the public API can make an engine without a session persist.
             return;
         }
-        let before = observe(&h);
+        let before = observe(&h.engine);
         let session = h.engine.session().expect("signed in");
         if h.engine.is_refreshing() {
             // The due refresh gets the same access token back, without a new refresh
@@ -315,7 +269,7 @@ fn round_trip(mut h: Box<Harness>, f: &SnapshotFile) {
                 "the cached profile, served back, is accepted: {body}"
             );
             assert_eq!(
-                observe(&h),
+                observe(&h.engine),
                 before,
                 "serving the cached profile changes nothing"
             );
@@ -323,7 +277,7 @@ fn round_trip(mut h: Box<Harness>, f: &SnapshotFile) {
         }
         assert!(h.stored.is_some(), "the engine persisted");
     }
-    let a = observe(&h);
+    let a = observe(&h.engine);
     let bytes = h.stored.as_ref().expect("persisted").to_vec();
 
     // The engine's encoding reads as the documented layout, with the same values.
@@ -351,7 +305,7 @@ fn round_trip(mut h: Box<Harness>, f: &SnapshotFile) {
         Ok(()),
         "re-encoded snapshot restores"
     );
-    let mut b = observe(&c);
+    let mut b = observe(&c.engine);
     assert_eq!(
         b.generation,
         a.generation.wrapping_add(1),
@@ -434,22 +388,33 @@ pub const MAX_OPS: usize = 128;
 
 /// `engine_ops`: `data` decoded with `arbitrary` into at most [`MAX_OPS`] [`Op`]s (each
 /// preceded by a "more" byte, as `Unstructured::arbitrary_iter` reads them; see
-/// [`crate::seeds::encode_ops`]), replayed with [`run_ops`]: the same model and
-/// invariants as the property test, after every step.
+/// [`crate::seeds::encode_ops`]) and the host [`Setup`] (see [`decode_run`]), replayed
+/// with [`run_with`]: the same model and invariants as the property test, after every
+/// step.
 ///
 /// [`Op`]: crate::Op
-/// [`run_ops`]: crate::run_ops
+/// [`Setup`]: crate::Setup
+/// [`run_with`]: crate::run_with
 #[cfg(feature = "arbitrary")]
 pub fn fuzz_engine_ops(data: &[u8]) {
-    crate::run_ops(&decode_ops(data));
+    let (setup, ops) = decode_run(data);
+    crate::run_with(setup, &ops);
 }
 
-/// The [`Op`](crate::Op) sequence `fuzz_engine_ops` replays for `data`.
+/// The run `fuzz_engine_ops` replays for `data`: the [`Op`](crate::Op) sequence, then
+/// the host settings from the first byte after it, if any (bit 0 set: anonymous
+/// recovery off). Inputs that end with the sequence, such as every seed written before
+/// the settings existed, run with the defaults of `Config::new`.
 #[cfg(feature = "arbitrary")]
-pub fn decode_ops(data: &[u8]) -> Vec<crate::Op> {
+pub fn decode_run(data: &[u8]) -> (crate::Setup, Vec<crate::Op>) {
     let mut u = arbitrary::Unstructured::new(data);
-    let Ok(iter) = u.arbitrary_iter::<crate::Op>() else {
-        return Vec::new();
+    let ops = match u.arbitrary_iter::<crate::Op>() {
+        Ok(iter) => iter.take(MAX_OPS).map_while(Result::ok).collect(),
+        Err(_) => Vec::new(),
     };
-    iter.take(MAX_OPS).map_while(Result::ok).collect()
+    let mut setup = crate::Setup::default();
+    if let Some(b) = u.take_rest().first() {
+        setup.anonymous_recovery = b & 1 == 0;
+    }
+    (setup, ops)
 }

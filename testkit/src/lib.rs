@@ -3,9 +3,10 @@
 //! The test vocabulary of the workspace, written once and used by both the proptest
 //! suite and the cargo-fuzz targets (`fuzz/`, outside the workspace):
 //!
-//! * [`model`]: the operation type [`Op`], the reference [`Model`], the [`World`] that
-//!   drives engine and model side by side, [`check_invariants`] and [`run_ops`]. The
-//!   property test (`tests/model.rs`) draws `Vec<Op>` with proptest strategies; the
+//! * [`model`]: the host settings [`Setup`] and operation type [`Op`], the reference
+//!   [`Model`] of what a host observes, the [`World`] that drives engine and model side
+//!   by side, [`check_invariants`] and [`run_with`]. The property test
+//!   (`tests/model.rs`) draws a `Setup` and `Vec<Op>` with proptest strategies; the
 //!   `engine_ops` fuzz target decodes them with `arbitrary` (feature `arbitrary`).
 //! * [`fuzz`]: the body of every fuzz target as a public function
 //!   ([`fuzz_snapshot_decode`], [`fuzz_response_parse`], `fuzz_engine_ops`), so each
@@ -28,4 +29,4 @@ pub mod snapshot_file;
 #[cfg(feature = "arbitrary")]
 pub use fuzz::fuzz_engine_ops;
 pub use fuzz::{fuzz_response_parse, fuzz_snapshot_decode};
-pub use model::{Model, Op, World, check_invariants, run_ops};
+pub use model::{Model, Op, Setup, World, check_invariants, run_ops, run_with};

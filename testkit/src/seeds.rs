@@ -14,10 +14,11 @@
 
 use cloudbase_auth_core::LoginState;
 use cloudbase_auth_core::capacity::*;
+use cloudbase_auth_core::config::DEFAULT_REFRESH_MARGIN_MS;
 use cloudbase_auth_core::testing::{APPID, ENV, Harness};
 
 use crate::fuzz::RESTORE_AT;
-use crate::model::Op;
+use crate::model::{Op, Setup};
 use crate::snapshot_file::{self, ProfileFields, SessionFields, SnapshotFile};
 
 pub use crate::corpus::Seed;
@@ -60,7 +61,7 @@ fn session(expires_at: u64, refreshable: bool) -> SessionFields {
         access_token: "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEifQ.eyJzdWIiOiIxOTAwIn0.c2ln".into(),
         refresh_token: refreshable.then(|| "MeZYrt-1900000000781648021".into()),
         expires_at,
-        refresh_at: expires_at - 30_000,
+        refresh_at: expires_at - DEFAULT_REFRESH_MARGIN_MS,
         uid: "1900000000781648021".into(),
     }
 }
@@ -165,7 +166,7 @@ fn largest() -> SnapshotFile {
             access_token: token(ACCESS_TOKEN_MAX, 'a'),
             refresh_token: Some(token(REFRESH_TOKEN_MAX, 'r')),
             expires_at: u64::MAX,
-            refresh_at: u64::MAX - 30_000,
+            refresh_at: u64::MAX - DEFAULT_REFRESH_MARGIN_MS,
             uid: token(UID_MAX, 'u'),
         }),
     );
@@ -343,6 +344,13 @@ pub fn response_seeds() -> Vec<Seed> {
 /// little-endian, a `bool` as 0/1, a `Vec<u8>` as `1, byte` pairs ended by 0); a final 0
 /// ends the sequence. `tests/seeds.rs` checks the round trip for every variant.
 pub fn encode_ops(ops: &[Op]) -> Vec<u8> {
+    encode_run(Setup::default(), ops)
+}
+
+/// [`encode_ops`], followed by the host settings when they are not the defaults (a
+/// byte with bit 0 set: anonymous recovery off), as [`crate::fuzz::decode_run`] reads
+/// them.
+pub fn encode_run(setup: Setup, ops: &[Op]) -> Vec<u8> {
     const VARIANTS: u64 = 22;
     let mut out = Vec::new();
     for op in ops {
@@ -417,11 +425,47 @@ pub fn encode_ops(ops: &[Op]) -> Vec<u8> {
         }
     }
     out.push(0);
+    if setup != Setup::default() {
+        out.push(u8::from(!setup.anonymous_recovery));
+    }
     out
 }
 
-/// Named operation sequences: the flows users run, and the paths that broke before.
-pub fn op_sequences() -> Vec<(&'static str, Vec<Op>)> {
+/// A named run: host settings and operation sequence.
+pub type Run = (&'static str, Setup, Vec<Op>);
+
+/// Named runs: the flows users run, and the paths that broke before.
+pub fn op_sequences() -> Vec<Run> {
+    use Op::*;
+    let good = ReplyGood { oldest: false };
+    let mut runs: Vec<Run> = named_sequences()
+        .into_iter()
+        .map(|(name, ops)| (name, Setup::default(), ops))
+        .collect();
+    runs.push((
+        "refused_anonymous_session_without_recovery",
+        Setup {
+            anonymous_recovery: false,
+        },
+        vec![
+            SignInAnonymously,
+            good.clone(),
+            good.clone(),
+            ServerRevokesRefreshTokens,
+            AdvanceToDeadline,
+            GetUserInfo,
+            good.clone(),
+            GetUserInfo,
+            SignInAnonymously,
+            good.clone(),
+            good,
+        ],
+    ));
+    runs
+}
+
+/// The runs with the default settings.
+fn named_sequences() -> Vec<(&'static str, Vec<Op>)> {
     use Op::*;
     let good = ReplyGood { oldest: false };
     vec![
@@ -547,10 +591,10 @@ pub fn op_sequences() -> Vec<(&'static str, Vec<Op>)> {
     ]
 }
 
-/// Seeds of `engine_ops`: [`op_sequences`] encoded with [`encode_ops`].
+/// Seeds of `engine_ops`: [`op_sequences`] encoded with [`encode_run`].
 pub fn engine_ops_seeds() -> Vec<Seed> {
     op_sequences()
         .into_iter()
-        .map(|(name, ops)| (name, encode_ops(&ops)))
+        .map(|(name, setup, ops)| (name, encode_run(setup, &ops)))
         .collect()
 }

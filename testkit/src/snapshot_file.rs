@@ -76,16 +76,15 @@ pub struct ProfileFields {
     pub appid: String,
 }
 
-/// CRC-32 (IEEE, reflected), as the layout uses.
+/// The layout's checksum: CRC-32 (IEEE, reflected; `CRC_32_ISO_HDLC` in the `crc`
+/// crate's catalogue), computed bit by bit like the core's, by that crate rather than by
+/// the core's code, so this reader stays independent of what it checks.
+const CRC32: crc::Crc<u32, crc::NoTable> =
+    crc::Crc::<u32, crc::NoTable>::new(&crc::CRC_32_ISO_HDLC);
+
+/// CRC-32 (IEEE), as the layout uses.
 pub fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
-        }
-    }
-    !crc
+    CRC32.checksum(bytes)
 }
 
 /// Replaces the last four bytes with the CRC of the rest (no-op below five bytes), so

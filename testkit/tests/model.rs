@@ -1,12 +1,13 @@
 //! Model-based property test of the session engine.
 //!
-//! Random sequences of [`Op`]s, drawn by the weighted strategy below, run against the
-//! engine and the reference model of `cloudbase_auth_testkit::model` (the same type,
-//! model and invariant checks the `engine_ops` fuzz target replays): see that module
-//! for what is compared after every step. The default is 256 cases; `PROPTEST_CASES`
-//! raises it.
+//! Random runs — host settings ([`Setup`]) and a sequence of [`Op`]s, drawn by the
+//! weighted strategies below — against the engine and the reference model of
+//! `cloudbase_auth_testkit::model` (the same types, model and invariant checks the
+//! `engine_ops` fuzz target replays): see that module for what is compared after every
+//! step. The default is 256 cases; `PROPTEST_CASES` raises it.
 
-use cloudbase_auth_testkit::{Op, run_ops};
+use cloudbase_auth_testkit::{Op, Setup, run_ops, run_with};
+
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 
@@ -43,6 +44,14 @@ fn op_strategy() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// One run in four without the automatic anonymous recovery (`Config::new` has it on).
+fn setup_strategy() -> impl Strategy<Value = Setup> {
+    prop_oneof![
+        3 => Just(Setup::default()),
+        1 => Just(Setup { anonymous_recovery: false }),
+    ]
+}
+
 proptest! {
     // 256 cases by default; `PROPTEST_CASES` overrides (read by `Config::default()`).
     // No regression files: a failure prints its minimal sequence; pin it as a `#[test]`.
@@ -52,8 +61,11 @@ proptest! {
     })]
 
     #[test]
-    fn engine_agrees_with_model(ops in proptest::collection::vec(op_strategy(), 1..64)) {
-        run_ops(&ops);
+    fn engine_agrees_with_model(
+        setup in setup_strategy(),
+        ops in proptest::collection::vec(op_strategy(), 1..64),
+    ) {
+        run_with(setup, &ops);
     }
 }
 
@@ -101,11 +113,10 @@ fn model_smoke_refresh_rejected_recovers() {
 
 // ----- regressions: engine bugs the model found (fixed) --------------------------------
 
-/// Was: a refused `link_wechat` (here: `Busy`, a sign-in is in flight) moved the engine
-/// clock past the request deadline but ran no timers: the next `Timeout` was 1 ms in the
-/// past.
-/// `on_tick`'s contract: "Runs after every input, so no deadline returned by
-/// `poll_timeout` is ever in the past."
+/// Was: a refused `link_wechat` (here `Busy`: a sign-in is in flight) brought a time
+/// past the request's timeout but fired nothing: the next `Timeout` was 1 ms in the
+/// past. Every input runs the timers, so no deadline `poll_timeout` reports is ever in
+/// the past.
 #[test]
 fn regression_deadline_in_the_past_after_refused_link() {
     use Op::*;
@@ -131,13 +142,12 @@ fn regression_deadline_in_the_past_after_stale_reply() {
     ]);
 }
 
-/// Was: a `get_user_info` that joined another one in flight, when the anonymous session
-/// is rejected (`user/me` 401 → `token` `invalid_grant` → automatic anonymous sign-in),
-/// completed with the recovery sign-in's `Ok(SignedIn(Anonymous))`. `get_user_info`
-/// "Completes with `Completion::UserInfo`", and `session_rejected` says "A user-info
-/// caller re-asks after the recovery" — only the caller that started the fetch does;
-/// the joined one (`Call::Same`) is handed the sign-in result. Expected (the model): both
-/// ask again after the recovery and complete with `Ok(UserInfo)`.
+/// Was: of two `get_user_info` calls sharing one `user/me`, when the anonymous session
+/// was refused (`user/me` 401 → `token` `invalid_grant` → automatic anonymous sign-in),
+/// the second was answered with the automatic sign-in's `Ok(SignedIn(Anonymous))`.
+/// Now both fail with `SessionExpired` (`Config::anonymous_recovery`: the calls waiting
+/// on the refused user fail; none is answered with the new one), and the new user is
+/// announced with `SessionReplaced`.
 #[test]
 fn regression_joined_user_info_gets_sign_in_result() {
     use Op::*;
@@ -153,9 +163,9 @@ fn regression_joined_user_info_gets_sign_in_result() {
         },
         ReplyError {
             status_idx: 0, // 400
-            kind_idx: 0,   // invalid_grant → rejected → recovery sign-in
+            kind_idx: 0,   // invalid_grant → ops 2, 3 SessionExpired → new user
         },
         ReplyGood { oldest: false }, // recovery credentials
-        ReplyGood { oldest: false }, // recovery user/me: op 3 gets SignedIn(Anonymous)
+        ReplyGood { oldest: false }, // the new user's user/me
     ]);
 }

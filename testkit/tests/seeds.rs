@@ -1,13 +1,15 @@
 //! The seed corpora: that each seed passes its target, that the `engine_ops` byte
-//! layout decodes back to the intended operations, and (ignored) the writer that
+//! layout decodes back to the intended settings and operations, and (ignored) the writer that
 //! regenerates `fuzz/corpus/<target>/`.
 
 use cloudbase_auth_testkit::corpus;
-use cloudbase_auth_testkit::fuzz::decode_ops;
+use cloudbase_auth_testkit::fuzz::decode_run;
 use cloudbase_auth_testkit::seeds::{
-    Seed, encode_ops, engine_ops_seeds, op_sequences, response_seeds, snapshot_seeds,
+    Seed, encode_ops, encode_run, engine_ops_seeds, op_sequences, response_seeds, snapshot_seeds,
 };
-use cloudbase_auth_testkit::{Op, fuzz_engine_ops, fuzz_response_parse, fuzz_snapshot_decode};
+use cloudbase_auth_testkit::{
+    Op, Setup, fuzz_engine_ops, fuzz_response_parse, fuzz_snapshot_decode,
+};
 
 #[test]
 fn every_seed_passes_its_target() {
@@ -54,9 +56,25 @@ fn encoded_ops_decode_back() {
         Op::ShortTokens { secs: 120 },
         Op::NoRefreshTokens,
     ];
-    assert_eq!(decode_ops(&encode_ops(&every_variant)), every_variant);
-    for (name, ops) in op_sequences() {
-        assert_eq!(decode_ops(&encode_ops(&ops)), ops, "{name}");
+    assert_eq!(
+        decode_run(&encode_ops(&every_variant)),
+        (Setup::default(), every_variant.clone())
+    );
+    let recovery_off = Setup {
+        anonymous_recovery: false,
+    };
+    assert_eq!(
+        decode_run(&encode_run(recovery_off, &every_variant)),
+        (recovery_off, every_variant)
+    );
+    assert!(
+        op_sequences()
+            .iter()
+            .any(|(_, setup, _)| *setup == recovery_off),
+        "a seed runs without the anonymous recovery"
+    );
+    for (name, setup, ops) in op_sequences() {
+        assert_eq!(decode_run(&encode_run(setup, &ops)), (setup, ops), "{name}");
     }
 }
 

@@ -19,7 +19,10 @@ const path = require('node:path');
 const { chromium } = require('playwright-core');
 
 const ROOT = path.resolve(__dirname, '../../..');
-const BIN = process.env.CLOUDBASE_AUTH_BIN || path.join(ROOT, 'target/debug/cloudbase-auth');
+// Where cargo put it: $CARGO_TARGET_DIR (relative to the repository, where the scripts
+// run cargo) or target/.
+const TARGET = path.resolve(ROOT, process.env.CARGO_TARGET_DIR || 'target');
+const BIN = process.env.CLOUDBASE_AUTH_BIN || path.join(TARGET, 'debug/cloudbase-auth');
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const SCREENSHOT = path.join(ROOT, 'target/demo-screenshot.png');
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',

@@ -1,16 +1,34 @@
 'use strict';
 // wx.cloud.auth() for Mini Programs, Node and browsers, over cloudbase_auth.wasm (the no_std
 // core). The core writes every request and makes every decision; this file only moves
-// bytes, time and randomness. ABI and record layout: adapters/wasm/src/lib.rs.
+// bytes, time and randomness. ABI and record layout: adapters/wasm/src/abi.rs.
 
+// <abi>
+// Generated from adapters/wasm/src/abi.rs (cargo test -p cloudbase-auth-wasm checks it;
+// `-- --ignored write_js_tables` rewrites it). Do not edit by hand.
 const STATES = ['UNINITIALIZED', 'INITIALIZED', 'ANONYMOUS', 'WECHAT', 'SIGNED_OUT'];
-// Error classes, then ApiMisuse sub-codes (class 2).
 const CLASSES = ['', 'INVALID_ARGUMENT', '', 'SERVER_ERROR', 'BAD_REPLY', 'NETWORK_ERROR',
-  'BAD_SNAPSHOT', 'NOT_SIGNED_IN', 'SESSION_EXPIRED', 'CANCELLED', 'UNKNOWN'];
-const MISUSE = ['UNKNOWN', 'NOT_INITIALIZED', 'ALREADY_INITIALIZED', 'RESTORE_TOO_LATE',
-  'BUSY', 'NOT_ANONYMOUS', 'INPUT_TOO_LONG', 'INVALID_ARGUMENT', 'BUFFER_TOO_SMALL', 'BUSY'];
+  'BAD_SNAPSHOT', 'NOT_SIGNED_IN', 'SESSION_EXPIRED', 'CANCELLED'];
+const MISUSE = ['', 'NOT_INITIALIZED', 'ALREADY_INITIALIZED', 'RESTORE_TOO_LATE', 'BUSY',
+  'NOT_ANONYMOUS', 'INPUT_TOO_LONG', 'INVALID_ARGUMENT', 'BUFFER_TOO_SMALL',
+  'OUTPUT_QUEUE_FULL'];
+const MISUSE_CLASS = 2; // named by its sub-code
+const TIMEOUT = 0, TRANSMIT = 1, PERSIST = 2, CLEAR = 3, CHANGED = 4, COMPLETED = 5, REPLACED = 6;
+// Records: n num, s text, b bytes.
+const REC = {
+  timeout: 'n', // deadline
+  transmit: 'nnsssnb', // generation, seq, method, path, headers, hasBody, body
+  persist: 's', // snapshot
+  changed: 'nn', // from, to
+  completed: 'nn', // op, ok
+  completion: 'nn', // kind, detail
+  error: 'nnnnns', // class, sub, status, serverKind, errorCode, field
+  session: 'sssnnn', // uid, tokenType, accessToken, expiresAt, refreshAt, refreshable
+  user: 'sssss', // uid, nickName, avatarUrl, email, openid
+  origin: 's', // origin
+};
+// </abi>
 const IMPORTS = {}; // the module imports nothing (a test checks)
-const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 // `true` in cloudbase-auth.min.js (scripts/build-wasm.sh rewrites this line), which
 // compiles the Node and browser host out of the Mini Program copy.
 const MINIPROGRAM = false;
@@ -24,7 +42,7 @@ class AuthError extends Error {
   }
 }
 
-// --- UTF-8 and base64 (Mini Programs have no TextEncoder/TextDecoder/btoa) ---------------
+// --- UTF-8 (Mini Programs have no TextEncoder/TextDecoder) -------------------------------
 
 function utf8(s) {
   const out = [];
@@ -59,27 +77,17 @@ function text(b) {
   return s;
 }
 
-function b64(u) {
-  let s = '';
-  for (let i = 0; i < u.length; i += 3) {
-    const n = u[i] << 16 | u[i + 1] << 8 | u[i + 2];
-    s += B64[n >> 18 & 63] + B64[n >> 12 & 63] +
-      (i + 1 < u.length ? B64[n >> 6 & 63] : '=') + (i + 2 < u.length ? B64[n & 63] : '=');
-  }
-  return s;
-}
-
-// Anything that is not base64 decodes to no bytes (the core then reports a bad snapshot).
-function unb64(s) {
-  const out = [];
-  let acc = 0, bits = 0;
-  for (const ch of typeof s === 'string' ? s.replace(/=+$/, '') : '') {
-    const v = B64.indexOf(ch);
-    if (v < 0) return new Uint8Array(0);
-    acc = (acc << 6 | v) & 0xffff;
-    if ((bits += 6) >= 8) out.push(acc >> (bits -= 8) & 255);
-  }
-  return new Uint8Array(out);
+// A reader over the record the last export of `ex` wrote: each call reads the items of one
+// layout (a REC string) and returns them in an array; the next call goes on from there.
+function reader(ex) {
+  const base = ex.cba_buf(), buf = ex.memory.buffer, dv = new DataView(buf, base);
+  let p = 0;
+  return (layout) => layout.split('').map((t) => {
+    if (t === 'n') return dv.getFloat64((p += 8) - 8, true);
+    const l = dv.getUint32(p, true), b = new Uint8Array(buf, base + p + 4, l).slice();
+    p += 4 + l;
+    return t === 's' ? text(b) : b;
+  });
 }
 
 const bytes = (x) => x instanceof ArrayBuffer ? new Uint8Array(x)
@@ -149,8 +157,6 @@ class Client {
     this.o = o;
     this.host = host;
     this.key = 'cloudbase_auth_' + o.env;
-    this.origin = (o.baseUrl || 'https://' + o.env + '.ap-shanghai.tcb-api.tencentcloudapi.com')
-      .replace(/\/+$/, '');
     this.pending = {};
     this.listeners = [];
     this.ready = this.boot();
@@ -176,10 +182,13 @@ class Client {
     const ex = this.ex = (inst.instance || inst).exports;
     const a = this.put([utf8(this.o.env), utf8(this.o.clientId || ''), seed]);
     this.check(ex.cba_init(Date.now(), a[0], a[1], a[2], a[3], a[4]));
+    // Without a baseUrl, the env's CloudBase origin (the engine knows it).
+    this.origin = (this.o.baseUrl || ex.cba_default_origin() && this.rec()(REC.origin)[0])
+      .replace(/\/+$/, '');
     let stored;
     try { stored = this.host.get(this.key); } catch (e) { /* unreadable: start fresh */ }
     if (stored) {
-      const b = this.put([unb64(stored)]);
+      const b = this.put([bytes(stored)]); // base64 text, as a persist record gave it
       // A corrupt snapshot is the core's call: it signs out and asks to clear storage.
       ex.cba_restore(Date.now(), b[0], b[1]);
       this.drain();
@@ -207,29 +216,19 @@ class Client {
     return out;
   }
 
-  // A reader over the record the last export wrote.
-  rec() {
-    const ex = this.ex, base = ex.cba_buf(), buf = ex.memory.buffer;
-    const dv = new DataView(buf, base), u8 = new Uint8Array(buf, base);
-    let p = 0;
-    const r = {
-      n: () => { p += 8; return dv.getFloat64(p - 8, true); },
-      b: () => { const l = dv.getUint32(p, true); p += 4 + l; return u8.slice(p - l, p); },
-      s: () => text(r.b()),
-      err: () => {
-        const cls = r.n(), sub = r.n(), status = r.n(), kind = r.n(), errorCode = r.n();
-        const field = r.s(), code = cls === 2 ? MISUSE[sub] || MISUSE[0] : CLASSES[cls] || 'UNKNOWN';
-        return new AuthError(code, code.toLowerCase().replace(/_/g, ' ') +
-          (field ? ': ' + field : '') + (status ? ' (HTTP ' + status + ')' : ''),
-        status ? { status, kind, errorCode } : field ? { field } : {});
-      },
-    };
-    return r;
+  rec() { return reader(this.ex); }
+
+  // An AuthError from an error record's items.
+  err([cls, sub, status, kind, errorCode, field]) {
+    const code = (cls === MISUSE_CLASS ? MISUSE[sub] : CLASSES[cls]) || 'UNKNOWN';
+    return new AuthError(code, code.toLowerCase().replace(/_/g, ' ') +
+      (field ? ': ' + field : '') + (status ? ' (HTTP ' + status + ')' : ''),
+    status ? { status, kind, errorCode } : field ? { field } : {});
   }
 
   // Every input is followed by a drain; a negative result throws the error record.
   check(v) {
-    const e = v < 0 && this.rec().err();
+    const e = v < 0 && this.err(this.rec()(REC.error));
     this.drain();
     if (e) throw e;
     return v;
@@ -238,13 +237,13 @@ class Client {
   drain() {
     for (;;) {
       const k = this.ex.cba_poll(), r = this.rec();
-      if (k <= 0) return this.arm(k ? -1 : r.n());
-      if (k === 1) this.send(r);
-      else if (k === 2) this.save(b64(r.b()));
-      else if (k === 3) this.save('');
-      else if (k === 4) { r.n(); this.emit(r.n()); }
-      else if (k === 5) this.done(r);
-      else if (k === 6) this.replaced = true; // the next state change is a new user
+      if (k <= TIMEOUT) return this.arm(k ? -1 : r(REC.timeout)[0]);
+      if (k === TRANSMIT) this.send(r(REC.transmit));
+      else if (k === PERSIST) this.save(r(REC.persist)[0]);
+      else if (k === CLEAR) this.save('');
+      else if (k === CHANGED) this.emit(r(REC.changed)[1]);
+      else if (k === COMPLETED) this.done(r);
+      else if (k === REPLACED) this.replaced = true; // the next state change is a new user
     }
   }
 
@@ -257,20 +256,19 @@ class Client {
     if (this.timer.unref) this.timer.unref(); // Node: a refresh timer keeps no process alive
   }
 
-  send(r) {
-    const gen = r.n(), seq = r.n(), method = r.s(), url = this.origin + r.s(), headers = {};
-    for (const line of r.s().split('\n')) {
+  send([gen, seq, method, path, lines, hasBody, body]) {
+    const url = this.origin + path, headers = {}, data = hasBody ? body : undefined;
+    for (const line of lines.split('\n')) {
       const i = line.indexOf(': ');
       if (i > 0) headers[line.slice(0, i)] = line.slice(i + 2);
     }
-    const body = r.n() ? r.b() : undefined;
     const reply = (status, b) => {
       if (this.closed) return;
       if (status < 0) return this.check(this.ex.cba_handle_transport_error(Date.now(), gen, seq));
       const a = this.put([b]);
       this.check(this.ex.cba_handle_response(Date.now(), gen, seq, status, a[0], a[1]));
     };
-    Promise.resolve().then(() => this.host.request(method, url, headers, body))
+    Promise.resolve().then(() => this.host.request(method, url, headers, data))
       .then((res) => reply(res.status, res.body), () => reply(-1));
   }
 
@@ -282,7 +280,7 @@ class Client {
   }
 
   emit(to) {
-    const s = to === 2 || to === 3 ? this.state() : null;
+    const s = this.ex.cba_is_signed_in(to) ? this.state() : null;
     if (s && this.replaced) s.replaced = true;
     this.replaced = false;
     for (const cb of this.listeners.slice()) this.tell(cb, s);
@@ -293,8 +291,8 @@ class Client {
   }
 
   done(r) {
-    const op = r.n(), ok = r.n(), p = this.pending[op];
-    const a = ok ? [r.n(), r.n()] : null, e = ok ? null : r.err();
+    const [op, ok] = r(REC.completed), p = this.pending[op];
+    const a = ok ? r(REC.completion) : null, e = ok ? null : this.err(r(REC.error));
     if (!p) return;
     delete this.pending[op];
     if (e) p[1](e);
@@ -323,9 +321,9 @@ class Client {
   state() {
     const ex = this.ex, st = ex.cba_login_state();
     if (!ex.cba_session()) return null;
-    const r = this.rec(), type = (r.s(), r.s()), token = r.s(), expires = r.n(); // (uid: in user)
+    const [, type, token, expires] = this.rec()(REC.session); // (uid: in user)
     return {
-      loginType: STATES[st], isAnonymousAuth: st === 2,
+      loginType: STATES[st], isAnonymousAuth: STATES[st] === 'ANONYMOUS',
       credential: { accessToken: token, tokenType: type, accessTokenExpire: expires },
       user: this.user(),
     };
@@ -333,8 +331,8 @@ class Client {
 
   user() {
     if (!this.ex.cba_user()) return null;
-    const r = this.rec(), u = { uid: r.s(), nickName: r.s(), avatarUrl: r.s() };
-    const email = r.s(), openid = r.s();
+    const [uid, nickName, avatarUrl, email, openid] = this.rec()(REC.user);
+    const u = { uid, nickName, avatarUrl };
     if (email) u.email = email;
     if (openid) u.openid = openid;
     return u;
@@ -376,4 +374,6 @@ function install(defaults) {
   return wx.cloud;
 }
 
-module.exports = { init, auth, install, AuthError, _codec: { utf8, text, b64, unb64 } };
+module.exports = {
+  init, auth, install, AuthError, _codec: { utf8, text }, _abi: { REC, reader, TRANSMIT },
+};

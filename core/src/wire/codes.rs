@@ -1,4 +1,4 @@
-//! CloudBase error names and their `error_code` (§6 of the wire reference): the client
+//! CloudBase error names and their `error_code` (§6 of docs/wire.md): the client
 //! classifies replies with them, the server answers with them.
 
 /// One CloudBase error: the snake_case `error` name and its gRPC-style `error_code`.

@@ -1,4 +1,4 @@
-//! The CloudBase Auth endpoints our flows use (§3 of the wire reference), their
+//! The CloudBase Auth endpoints our flows use (§3 of docs/wire.md), their
 //! headers and query rules, in one table. The server routes with these constants.
 
 /// The default API path prefix (`apiPath`), joined in front of every endpoint path.

@@ -4,6 +4,7 @@
 pub mod codes;
 pub mod endpoint;
 pub(crate) mod reader;
+pub(crate) mod request;
 pub mod types;
 
 pub use endpoint::*;

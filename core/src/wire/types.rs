@@ -50,7 +50,7 @@ fn is_empty_str<const N: usize>(s: &String<N>) -> bool {
     s.is_empty()
 }
 
-/// A credentials reply (§4): sign-in and refresh answer with it.
+/// A credentials reply (§4 of docs/wire.md): sign-in and refresh answer with it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 #[non_exhaustive]
 pub struct Credentials {
@@ -228,7 +228,7 @@ impl ProviderIdentity {
     }
 }
 
-/// The reply of `GET user/me` (§5). Every field is optional on the wire.
+/// The reply of `GET user/me` (§5 of docs/wire.md). Every field is optional on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 #[non_exhaustive]
 pub struct User {
@@ -366,7 +366,7 @@ fn parse_providers(
     })
 }
 
-/// The error body (§6): `{"error", "error_code", "error_description"}`.
+/// The error body (§6 of docs/wire.md): `{"error", "error_code", "error_description"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 #[non_exhaustive]
 pub struct ErrorBody {

@@ -144,6 +144,7 @@ describe('facade against cloudbase-auth serve', () => {
     const { user } = await first.auth.getUserInfo();
     const stored = first.storage.m.get(first.key);
     assert.match(stored, /^[A-Za-z0-9+/]+=*$/, 'the snapshot is stored as base64 under one key');
+    assert.equal(Buffer.from(stored, 'base64').toString('base64'), stored, 'standard base64, padded');
     assert.deepEqual([...first.storage.m.keys()], [first.key]);
 
     const second = client(server, { storage: first.storage, env: first.env });
@@ -170,12 +171,14 @@ describe('facade against cloudbase-auth serve', () => {
     const snap = good.storage.m.get(good.key);
     const flipped = Buffer.from(snap, 'base64');
     flipped[10] ^= 0x55;
-    for (const bad of ['not base64 !!', '', 'AAAA', flipped.toString('base64'), snap.slice(0, 20), 'x'.repeat(40000)]) {
+    // Not base64, damaged, cut, too long; and values that are not even text (no bytes).
+    for (const bad of ['not base64 !!', '', 'AAAA', flipped.toString('base64'), snap.slice(0, 20), 'x'.repeat(40000),
+      '%%%', 'ab cd', '中文', 42, null, undefined, { a: 1 }, ['x']]) {
       const storage = memoryStorage();
       storage.m.set(good.key, bad);
       const c = client(server, { storage, env: good.env });
       const ev = record(c.auth);
-      assert.equal(await c.auth.getLoginState(), null, JSON.stringify(bad.slice(0, 30)));
+      assert.equal(await c.auth.getLoginState(), null, String(JSON.stringify(bad)).slice(0, 30));
       if (bad) assert.ok(!storage.m.has(c.key), 'the bad value was removed');
       await until(() => ev.seen.length === 1, 2000, 'the first event');
       assert.deepEqual(ev.seen, ['NONE']);

@@ -11,7 +11,7 @@ const DIR = path.join(__dirname, '..');
 const WASM = path.join(DIR, 'cloudbase_auth.wasm');
 const MIN = path.join(DIR, 'cloudbase-auth.min.js');
 const SRC = path.join(DIR, 'index.js');
-const BUDGET = 48000;
+const BUDGET = 52000;
 
 const module_ = new WebAssembly.Module(fs.readFileSync(WASM));
 
@@ -79,7 +79,7 @@ test('the module starts small: at most 2 pages of memory, nothing to import', ()
 test('a whole session uses well under the 64 KiB stack', () => {
   // Paint the stack (the module's first 64 KiB, below the statics), run a session
   // through the raw exports, and see how far down the paint was overwritten.
-  const { _codec: { utf8 } } = require(SRC);
+  const { _codec: { utf8 }, _abi: { REC, reader, TRANSMIT } } = require(SRC);
   const ex = new WebAssembly.Instance(module_, {}).exports;
   const mem = new Uint8Array(ex.memory.buffer), base = ex.cba_buf();
   assert.ok(base >= 65536, 'the statics sit above the stack');
@@ -92,8 +92,7 @@ test('a whole session uses well under the 64 KiB stack', () => {
   let request;
   const drain = () => {
     for (let k; (k = ex.cba_poll()) > 0;) {
-      const dv = new DataView(ex.memory.buffer, base);
-      if (k === 1) request = [dv.getFloat64(0, true), dv.getFloat64(8, true)];
+      if (k === TRANSMIT) request = reader(ex)(REC.transmit).slice(0, 2); // generation, seq
     }
   };
   const reply = (status, body) => {

@@ -1,6 +1,6 @@
 'use strict';
 // Starts the real server, `cloudbase-auth serve`, on 127.0.0.1 with a fresh data dir.
-// Binary: $CLOUDBASE_AUTH_BIN, else target/debug/cloudbase-auth (cargo build -p
+// Binary: $CLOUDBASE_AUTH_BIN, else debug/cloudbase-auth in the target dir (cargo build -p
 // cloudbase-auth, which scripts/test-wasm.sh runs first).
 
 const { spawn } = require('node:child_process');
@@ -10,7 +10,10 @@ const path = require('node:path');
 const http = require('node:http');
 
 const ROOT = path.resolve(__dirname, '../../../../..');
-const BIN = process.env.CLOUDBASE_AUTH_BIN || path.join(ROOT, 'target/debug/cloudbase-auth');
+// Where cargo put it: $CARGO_TARGET_DIR (relative to the repository, where the scripts
+// run cargo) or target/.
+const TARGET = path.resolve(ROOT, process.env.CARGO_TARGET_DIR || 'target');
+const BIN = process.env.CLOUDBASE_AUTH_BIN || path.join(TARGET, 'debug/cloudbase-auth');
 const APPID = 'wx0123456789abcdef';
 
 /** Resolves to { url, port, mintCode(openid, appid?), stop() } once the server listens. */
