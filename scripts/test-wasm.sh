@@ -2,7 +2,7 @@
 # Test the wasm adapter's JS side (adapters/wasm/js) in Node >= 20:
 #   1. build the module and the Mini Program facade (scripts/build-wasm.sh; skip with
 #      WASM_SKIP_BUILD=1 when the test command just ran it),
-#   2. build the server the suites run against (cargo build -p cloudbase-auth-http; or
+#   2. build the server the suites run against (cargo build -p cloudbase-auth; or
 #      point CLOUDBASE_AUTH_BIN at a binary),
 #   3. install the npm dev dependencies (npm ci) when missing or stale,
 #   4. type-check index.d.ts and sample pages against miniprogram-api-typings (tsc),
@@ -30,8 +30,8 @@ for f in cloudbase_auth.wasm cloudbase-auth.min.js; do
 done
 
 if [ -z "${CLOUDBASE_AUTH_BIN:-}" ]; then
-  say "cargo build -p cloudbase-auth-http (the server the suites run against)"
-  cargo build -q -p cloudbase-auth-http || die "the server does not build"
+  say "cargo build -p cloudbase-auth (the server the suites run against)"
+  cargo build -q -p cloudbase-auth || die "the server does not build"
 fi
 
 # npm ci when node_modules is missing or older than the lockfile.

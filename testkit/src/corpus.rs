@@ -76,14 +76,3 @@ pub fn assert_seeds_committed(target: &str, seeds: &[Seed], regenerate: &str) {
         );
     }
 }
-
-/// A fixed xorshift64 stream (`seed` must not be 0): reproducible pseudo-random test
-/// inputs without a dependency.
-pub fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
-    move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    }
-}

@@ -1,4 +1,4 @@
-//! The snapshot as the facade stores it: base64 text (the core's [`base64`] codec:
+//! The snapshot as the facade stores it: base64 text (the core's [`base64`](cloudbase_auth_core::base64) codec:
 //! standard alphabet, padded), the string the facade has always stored, so stored
 //! sessions survive an upgrade.
 
