@@ -7,7 +7,7 @@
 #   3. install the npm dev dependencies (npm ci) when missing or stale,
 #   4. type-check index.d.ts and sample pages against miniprogram-api-typings (tsc),
 #   5. run the node:test suites (test/*.test.js): codec, module (size budget, imports,
-#      exports, ES2017), facade (Node route vs the real server), miniprogram (the seed page
+#      exports, ES2017), facade (Node route vs the real server), miniprogram (the guide's example page
 #      in a Mini Program stand-in vs the real server).
 # The Rust side (native tests of the exports) runs in `cargo test --workspace`.
 set -euo pipefail

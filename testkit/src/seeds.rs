@@ -4,7 +4,7 @@
 //!   through the scripted server), plus layouts the engine cannot be driven into
 //!   writing (an `Initialized` snapshot, every field at capacity, a clock far ahead,
 //!   another env), written with [`crate::snapshot_file`].
-//! * `response_parse`: the JSON shapes of the wire reference (credentials §4, provider
+//! * `response_parse`: the JSON shapes of docs/wire.md (credentials §4, provider
 //!   token §3, user §5, errors §6, the HARNESS log of §10), each behind its kind byte
 //!   and status (see [`crate::fuzz_response_parse`]).
 //! * `engine_ops`: operation sequences encoded with [`encode_ops`].

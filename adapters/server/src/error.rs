@@ -1,6 +1,6 @@
 //! CloudBase error replies: an HTTP status and the core's [`ErrorBody`].
 //!
-//! The error names and codes are the core's (`wire::codes`, §6 of the wire reference).
+//! The error names and codes are the core's (`wire::codes`, §6 of docs/wire.md).
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

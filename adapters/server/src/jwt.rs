@@ -3,7 +3,7 @@
 //! Written by hand rather than through a generic JWT library so that verification has
 //! exactly one accepted shape: the header must say `EdDSA` and name our key id, and
 //! nothing in the token can pick another algorithm or key (no `none`, no HMAC with the
-//! public key, no embedded JWK). The claim set follows §4 of the wire reference.
+//! public key, no embedded JWK). The claim set follows §4 of docs/wire.md.
 
 use super::keys::SigningKeys;
 use super::secrets::b64url;

@@ -6,7 +6,7 @@
 // (`miniprogram_dist/index.js`, what WeChat devtools' "build npm" ships) is loaded into
 // a Node process that carries a stand-in `wx` runtime (fake-wx.js), so the SDK picks its
 // own Mini Program adapter (wx.request transport, wx storage, wx.login). It is pointed at
-// the server as described in the wire reference §10: init({env}),
+// the server as described in docs/wire.md §10: init({env}),
 // registerEndPointWithKey({key:'CLOUD_API', url:'//127.0.0.1:PORT', protocol:'http'}),
 // then app.auth({persistence:'local'}) so a fresh auth object reads that endpoint.
 //
@@ -373,7 +373,7 @@ describe(`@cloudbase/js-sdk ${SDK_VERSION} (simulated Mini Program) against clou
     const refresh = await call(server.origin, 'POST', `/auth/v1/token?client_id=${ENV}`, {
       body: { client_id: ENV, client_secret: '', grant_type: 'refresh_token', refresh_token: creds.refresh_token },
     });
-    // invalid_grant is what makes the SDK drop stored credentials (wire reference §6).
+    // invalid_grant is what makes the SDK drop stored credentials (docs/wire.md §6).
     assert.equal(refresh.status, 400, `refresh after sign-out: ${JSON.stringify(refresh.body)}`);
     assert.equal(refresh.body.error, 'invalid_grant');
   });

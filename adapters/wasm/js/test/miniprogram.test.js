@@ -1,6 +1,6 @@
 'use strict';
 // The Mini Program stand-in: the shipped files (cloudbase_auth.wasm, cloudbase-auth.min.js)
-// in a code package with the seed's example page, verbatim, under a fake `wx` (storage
+// in a code package with the CloudBase guide's example page, verbatim, under a fake `wx` (storage
 // limits, wx.request over http, wx.login codes from the server's emulator, WXWebAssembly
 // with package paths only) and without WebAssembly, TextEncoder, TextDecoder, fetch and
 // crypto. Against the real server.
@@ -34,7 +34,7 @@ function launch(opts = {}) {
 /** Waits until every call made so far through wx.cloud.auth() has settled. */
 const settled = () => globalThis.wx.cloud.auth().getLoginState().catch(() => {});
 
-describe('Mini Program stand-in: the seed page on the shipped files', () => {
+describe('Mini Program stand-in: the guide's example page on the shipped files', () => {
   before(async () => {
     server = await startServer();
     root = fs.mkdtempSync(path.join(os.tmpdir(), 'cba-mp-'));
@@ -51,7 +51,7 @@ describe('Mini Program stand-in: the seed page on the shipped files', () => {
     fs.rmSync(root, { recursive: true, force: true });
   });
 
-  test('the page is the seed\'s, byte for byte, and the runtime has no browser globals', () => {
+  test('the page is the guide\'s, byte for byte, and the runtime has no browser globals', () => {
     const page = fs.readFileSync(path.join(FIXTURE, 'pages/index/index.js'), 'utf8');
     assert.ok(page.startsWith('// pages/index/index.js\nPage({\ndata: {\nisLoggedIn: false,'));
     assert.match(page, /async handleLogout\(\) \{\nconst auth = wx\.cloud\.auth\(\)\ntry \{\nawait auth\.signOut\(\)/);

@@ -1,4 +1,4 @@
-// The seed's example page (pages/index/index.js), as TypeScript.
+// The CloudBase guide's example page (pages/index/index.js), as TypeScript.
 import type { User } from '../../index';
 
 Page({
