@@ -34,7 +34,7 @@ function launch(opts = {}) {
 /** Waits until every call made so far through wx.cloud.auth() has settled. */
 const settled = () => globalThis.wx.cloud.auth().getLoginState().catch(() => {});
 
-describe('Mini Program stand-in: the guide's example page on the shipped files', () => {
+describe("Mini Program stand-in: the guide's example page on the shipped files", () => {
   before(async () => {
     server = await startServer();
     root = fs.mkdtempSync(path.join(os.tmpdir(), 'cba-mp-'));
