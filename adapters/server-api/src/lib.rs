@@ -27,6 +27,14 @@ pub const DEFAULT_ORIGIN: &str = "http://127.0.0.1:8787";
 /// `GET`: the liveness probe, answered with [`Health::ok`].
 pub const HEALTH_PATH: &str = "/healthz";
 
+/// `GET`: the public keys of the access tokens, a JWKS document (RFC 7517) of Ed25519
+/// keys (`kty` `OKP`, `alg` `EdDSA`) named by their `kid`. Backends verify access tokens
+/// with it (the `cloudbase-auth-verifier` crate).
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+
+/// The `iss` claim of the access tokens unless `serve --issuer` says otherwise.
+pub const DEFAULT_ISSUER: &str = "cloudbase-auth";
+
 /// The body of a [`HEALTH_PATH`] reply: `{"status":"ok"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]

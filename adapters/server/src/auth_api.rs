@@ -10,7 +10,7 @@
 use super::error::{ApiError, json_response};
 use super::jwt::{self, AccessClaims, Expiry};
 use super::replies;
-use super::request::{bearer, client_id, device_id, parse_json, read_body};
+use super::request::{bearer, client_id, device_id, parse_json, query_param, read_body};
 use super::secrets::{self, OpaqueToken, hash_token};
 use super::state::{AppState, internal, unix_now};
 use super::store::{
@@ -22,9 +22,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use cloudbase_auth_core::capacity::{PROVIDER_TOKEN_MAX, REFRESH_TOKEN_MAX};
 use cloudbase_auth_core::wire::{
-    AnonymousSignInRequest, Endpoint, GRANT_REFRESH_TOKEN, PROVIDER_CODE_TYPE_OPEN_ID,
-    ProviderTokenBody, ProviderTokenReply, ProviderTokenRequest, RefreshRequest, RevokeRequest,
-    is_token_safe,
+    AnonymousSignInRequest, Endpoint, GRANT_REFRESH_TOKEN, IntrospectReply,
+    PROVIDER_CODE_TYPE_OPEN_ID, ProviderTokenBody, ProviderTokenReply, ProviderTokenRequest,
+    RefreshRequest, RevokeRequest, TOKEN_PARAM, TOKEN_TYPE_BEARER, is_token_safe,
 };
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -127,6 +127,14 @@ async fn dispatch(
                 .map_err(|e| internal("sign-out", &e))?;
             tracing::info!(uid = %claims.sub, "signed out");
             Ok(empty_object())
+        }
+        Endpoint::TokenIntrospect => {
+            // HTTP-SKILL passes the token as `?token=`; the docs page as the bearer.
+            let token = match query_param(&parts.uri, TOKEN_PARAM)? {
+                Some(token) => token,
+                None => bearer(headers)?.to_owned(),
+            };
+            introspect(state, query_client.as_deref(), &token).await
         }
         Endpoint::ProviderBind => {
             let (_, user) = signed_in(state, headers).await?;
@@ -380,20 +388,64 @@ async fn signed_in(
         Expiry::Enforce,
     )
     .map_err(|e| ApiError::unauthenticated(e.to_string()))?;
-    // The same rule as for a `client_id`: the token's env must be served here. (In an
-    // env that does not exist, no session does either.)
+    // The same rule as for a `client_id`: the token's env must be served here.
     state.envs.served(&claims.aud)?;
+    let user = session_user(state, &claims)
+        .await?
+        .ok_or_else(|| ApiError::unauthenticated("session revoked or user deleted"))?;
+    Ok((claims, user))
+}
+
+/// The user of the live session `claims` name, if the session is live (not signed out,
+/// not revoked, its user not deleted). In an env that does not exist no session does
+/// either, so the store is not asked.
+async fn session_user(
+    state: &AppState,
+    claims: &AccessClaims,
+) -> Result<Option<UserRecord>, ApiError> {
     if !state.envs.exists(&claims.aud) {
-        return Err(ApiError::unauthenticated("session revoked or user deleted"));
+        return Ok(None);
     }
-    let user = state
+    Ok(state
         .store
         .session_user(&claims.sid)
         .await
         .map_err(|e| internal("loading a session", &e))?
-        .filter(|u| u.uid == claims.sub && u.env == claims.aud)
-        .ok_or_else(|| ApiError::unauthenticated("session revoked or user deleted"))?;
-    Ok((claims, user))
+        .filter(|u| u.uid == claims.sub && u.env == claims.aud))
+}
+
+/// `token/introspect`: the claims of a live access token, `{}` for any other (expired,
+/// signed out, forged, of an env not served here, or of another `client_id` than the
+/// one asked about), as CloudBase documents. Only a store failure is an error.
+async fn introspect(
+    state: &AppState,
+    client: Option<&str>,
+    token: &str,
+) -> Result<Response, ApiError> {
+    let now = u64::try_from(unix_now()).unwrap_or(0);
+    let Ok(claims) = jwt::verify(
+        &state.keys,
+        &state.config.issuer,
+        token,
+        now,
+        Expiry::Enforce,
+    ) else {
+        return Ok(empty_object());
+    };
+    if client.is_some_and(|c| c != claims.aud) || state.envs.served(&claims.aud).is_err() {
+        return Ok(empty_object());
+    }
+    let Some(user) = session_user(state, &claims).await? else {
+        return Ok(empty_object());
+    };
+    let mut reply = IntrospectReply::default();
+    reply.token_type = replies::fit(TOKEN_TYPE_BEARER)?;
+    reply.client_id = replies::fit(&user.env)?;
+    reply.sub = replies::fit(&user.uid)?;
+    reply.scope = replies::fit(&claims.scope)?;
+    reply.exp = claims.exp;
+    reply.iat = claims.iat;
+    Ok(json_response(StatusCode::OK, &reply))
 }
 
 async fn revoke(state: &AppState, env: &str, token: &str) -> Result<Response, ApiError> {

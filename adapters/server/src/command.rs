@@ -156,7 +156,7 @@ pub struct ServeArgs {
     pub request_timeout: Duration,
 
     /// `iss` claim of the access tokens (verified on every request).
-    #[arg(long, default_value = "cloudbase-auth", value_name = "ISSUER")]
+    #[arg(long, default_value = cloudbase_auth_server_api::DEFAULT_ISSUER, value_name = "ISSUER")]
     pub issuer: String,
 
     /// Log format on stderr (RUST_LOG sets the level, default info).

@@ -248,7 +248,7 @@ impl ServeConfig {
             admin_token: None,
             rate_limits: RateLimits::default(),
             request_timeout: Duration::from_secs(15),
-            issuer: "cloudbase-auth".to_owned(),
+            issuer: cloudbase_auth_server_api::DEFAULT_ISSUER.to_owned(),
         }
     }
 }

@@ -31,7 +31,7 @@ fn scope_of(user: &UserRecord) -> &'static str {
 
 /// Copies `s` into a core string of capacity `N`. Our values always fit; if one ever
 /// did not, the client gets a 500 rather than a truncated token.
-fn fit<const N: usize>(s: &str) -> Result<heapless::String<N>, ApiError> {
+pub(crate) fn fit<const N: usize>(s: &str) -> Result<heapless::String<N>, ApiError> {
     heapless::String::try_from(s).map_err(|_| {
         internal(
             "fitting a reply value",

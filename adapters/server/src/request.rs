@@ -48,9 +48,14 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
 
 /// The `client_id` query parameter, if present.
 pub(crate) fn client_id(uri: &Uri) -> Result<Option<String>, ApiError> {
-    let Query(params) = Query::<HashMap<String, String>>::try_from_uri(uri)
+    query_param(uri, CLIENT_ID_PARAM)
+}
+
+/// The query parameter `name`, if present.
+pub(crate) fn query_param(uri: &Uri, name: &str) -> Result<Option<String>, ApiError> {
+    let Query(mut params) = Query::<HashMap<String, String>>::try_from_uri(uri)
         .map_err(|_| ApiError::invalid_argument("malformed query string"))?;
-    Ok(params.get(CLIENT_ID_PARAM).cloned())
+    Ok(params.remove(name))
 }
 
 /// The bearer token of the `Authorization` header.

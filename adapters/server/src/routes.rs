@@ -17,14 +17,12 @@ use cloudbase_auth_core::wire::{
     self, DEFAULT_API_PATH, Endpoint, HEADER_ACCEPT_LANGUAGE, HEADER_AUTHORIZATION,
     HEADER_CONTENT_TYPE, HEADER_DEVICE_ID, HEADER_REQUEST_ID, HEADER_SDK_VERSION,
 };
+pub use cloudbase_auth_server_api::JWKS_PATH;
 use cloudbase_auth_server_api::{HEALTH_PATH, Health};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower_http::cors::{Any, CorsLayer};
-
-/// `GET`: the public keys of the access tokens (JWKS).
-pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 
 /// Builds the whole application.
 pub(crate) fn router(state: Arc<AppState>) -> Router {

@@ -4,7 +4,9 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use cloudbase_auth_core::wire::{Credentials, ErrorBody, ProviderTokenReply, User, is_token_safe};
+use cloudbase_auth_core::wire::{
+    Credentials, ErrorBody, IntrospectReply, ProviderTokenReply, User, is_token_safe,
+};
 use cloudbase_auth_server::keys::KEY_FILE;
 use cloudbase_auth_server::testing::{APPID, Api, ENV, Reply, TestServer};
 use cloudbase_auth_server::{WeChatApps, WeChatMode};
@@ -351,6 +353,130 @@ async fn forged_expired_and_wrong_key_tokens_get_401() {
             "{what}"
         );
     }
+    s.stop().await;
+}
+
+// ----- token/introspect ----------------------------------------------------------------------
+
+const INTROSPECT: &str = "/auth/v1/token/introspect";
+
+/// `token/introspect` as CloudBase documents it: the live token's `token_type`,
+/// `client_id`, `sub` and `scope` (plus `exp`/`iat`); `{}` for every other token.
+#[tokio::test]
+async fn introspect_answers_live_tokens_and_empty_for_the_rest() {
+    const OTHER: &str = "other-env-9z";
+    let s = TestServer::start().await;
+    let c = s.api.sign_in_anonymously().await;
+    let token = c.str("access_token");
+    let (header, claims) = jwt_parts(&token);
+
+    // Live, as the bearer (the docs page) and as `?token=` (HTTP-SKILL).
+    let by_bearer = s.api.get_bearer(INTROSPECT, &token).await;
+    let by_query = s.api.get(&format!("{INTROSPECT}?token={token}")).await;
+    let by_client = s
+        .api
+        .get_bearer(&format!("{INTROSPECT}?client_id={ENV}"), &token)
+        .await;
+    for r in [&by_bearer, &by_query, &by_client] {
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(
+            r.body,
+            json!({"token_type": "Bearer", "client_id": ENV, "sub": c.str("sub"),
+                   "scope": "anonymous", "exp": claims["exp"], "iat": claims["iat"]}),
+        );
+        let parsed = IntrospectReply::parse(r.text.as_bytes()).expect("core parses it");
+        assert!(parsed.is_active() && parsed.is_anonymous());
+    }
+
+    // A WeChat user's token says so in its scope.
+    let pt = s.api.wechat_provider_token("o-introspect").await;
+    let w = s.api.sign_in_with_provider(&pt).await;
+    let r = s.api.get_bearer(INTROSPECT, &w.str("access_token")).await;
+    assert_eq!(
+        (r.status, r.str("scope")),
+        (200, "user".to_owned()),
+        "{}",
+        r.text
+    );
+    assert_eq!(r.str("sub"), w.str("sub"));
+
+    let key = server_key(&s);
+    let mut expired = claims.clone();
+    expired["exp"] = json!(claims["iat"].as_u64().unwrap() - 1);
+    let mut elevated = claims.clone();
+    elevated["scope"] = json!("user");
+    let tampered = {
+        let (input, sig) = token.rsplit_once('.').unwrap();
+        let (h, _) = input.split_once('.').unwrap();
+        format!("{h}.{}.{sig}", encode_part(&elevated))
+    };
+    let stranger = SigningKey::from_bytes(&[9u8; 32]);
+    let other = s
+        .api
+        .post(
+            &format!("/auth/v1/signin/anonymously?client_id={OTHER}"),
+            "{}",
+        )
+        .await
+        .str("access_token");
+    let cases = [
+        (
+            "expired",
+            INTROSPECT.to_owned(),
+            sign_jwt(&key, &header, &expired),
+        ),
+        ("tampered", INTROSPECT.to_owned(), tampered),
+        (
+            "other key",
+            INTROSPECT.to_owned(),
+            sign_jwt(&stranger, &header, &claims),
+        ),
+        ("garbage", INTROSPECT.to_owned(), "a.b.c".to_owned()),
+        (
+            "refresh token",
+            INTROSPECT.to_owned(),
+            c.str("refresh_token"),
+        ),
+        (
+            "asked about another env",
+            format!("{INTROSPECT}?client_id={ENV}"),
+            other.clone(),
+        ),
+    ];
+    for (what, path, presented) in cases {
+        let r = s.api.get_bearer(&path, &presented).await;
+        assert_eq!(
+            (r.status, r.body.clone()),
+            (200, json!({})),
+            "{what}: {}",
+            r.text
+        );
+    }
+    // The other env's token is live in its own env.
+    let r = s.api.get_bearer(INTROSPECT, &other).await;
+    assert_eq!(r.str("client_id"), OTHER, "{}", r.text);
+
+    // Signed out: the token has not expired, yet it is no longer live.
+    let r = s
+        .api
+        .post_bearer("/auth/v1/user/signout", &token, "{}")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = s.api.get_bearer(INTROSPECT, &token).await;
+    assert_eq!((r.status, r.body.clone()), (200, json!({})), "{}", r.text);
+
+    // No token at all is a request error, not an inactive token.
+    s.api
+        .get(INTROSPECT)
+        .await
+        .assert_error(401, "unauthenticated");
+
+    // A token of an env no longer served is inactive here.
+    let s = s.restart_with(|c| c.envs = vec![ENV.to_owned()]).await;
+    let r = s.api.get_bearer(INTROSPECT, &other).await;
+    assert_eq!((r.status, r.body.clone()), (200, json!({})), "{}", r.text);
+    let r = s.api.get_bearer(INTROSPECT, &w.str("access_token")).await;
+    assert_eq!(r.str("sub"), w.str("sub"), "survives a restart: {}", r.text);
     s.stop().await;
 }
 

@@ -7,6 +7,9 @@ pub const DEFAULT_API_PATH: &str = "/auth";
 pub const DEFAULT_REGION: &str = "ap-shanghai";
 /// Query parameter that names the client (env id unless a client id is configured).
 pub const CLIENT_ID_PARAM: &str = "client_id";
+/// Query parameter of [`Endpoint::TokenIntrospect`] naming the token to check (HTTP-SKILL's
+/// `?token=`); without it the bearer token of the request is checked.
+pub const TOKEN_PARAM: &str = "token";
 
 /// `x-request-id`: 32 lowercase hex characters, fresh per request.
 pub const HEADER_REQUEST_ID: &str = "x-request-id";
@@ -89,11 +92,14 @@ pub enum Endpoint {
     UserSignOut,
     /// `POST /v1/user/provider/bind` (link a provider to the current user).
     ProviderBind,
+    /// `GET /v1/token/introspect` (is this access token live, and whose is it?). Called
+    /// by a Mini Program's own backend, never by the SDK or the engine.
+    TokenIntrospect,
 }
 
 impl Endpoint {
     /// Every endpoint, for routers.
-    pub const ALL: [Endpoint; 9] = [
+    pub const ALL: [Endpoint; 10] = [
         Endpoint::SignInAnonymously,
         Endpoint::ProviderToken,
         Endpoint::SignInWithProvider,
@@ -103,6 +109,7 @@ impl Endpoint {
         Endpoint::Revoke,
         Endpoint::UserSignOut,
         Endpoint::ProviderBind,
+        Endpoint::TokenIntrospect,
     ];
 
     /// Path below the API path prefix.
@@ -117,13 +124,14 @@ impl Endpoint {
             Endpoint::Revoke => "/v1/revoke",
             Endpoint::UserSignOut => "/v1/user/signout",
             Endpoint::ProviderBind => "/v1/user/provider/bind",
+            Endpoint::TokenIntrospect => "/v1/token/introspect",
         }
     }
 
     /// HTTP method.
     pub const fn method(self) -> Method {
         match self {
-            Endpoint::UserMe => Method::Get,
+            Endpoint::UserMe | Endpoint::TokenIntrospect => Method::Get,
             _ => Method::Post,
         }
     }
@@ -132,7 +140,10 @@ impl Endpoint {
     /// token requests never carry the access token.
     pub const fn credential(self) -> Credential {
         match self {
-            Endpoint::UserMe | Endpoint::UserSignOut | Endpoint::ProviderBind => Credential::Bearer,
+            Endpoint::UserMe
+            | Endpoint::UserSignOut
+            | Endpoint::ProviderBind
+            | Endpoint::TokenIntrospect => Credential::Bearer,
             _ => Credential::None,
         }
     }
@@ -157,5 +168,10 @@ mod tests {
         assert_eq!(Endpoint::Token.credential(), Credential::None);
         assert_eq!(Endpoint::Revoke.credential(), Credential::None);
         assert_eq!(Endpoint::ProviderBind.credential(), Credential::Bearer);
+        assert_eq!(Endpoint::TokenIntrospect.method(), Method::Get);
+        assert_eq!(
+            Endpoint::from_path("/v1/token/introspect"),
+            Some(Endpoint::TokenIntrospect)
+        );
     }
 }

@@ -195,6 +195,85 @@ impl ProviderTokenReply {
     }
 }
 
+/// The reply of `token/introspect` (docs/wire.md §3.1). A live token answers its
+/// `token_type`, `client_id`, `sub` and `scope` (documented by CloudBase) plus `exp` and
+/// `iat` (RFC 7662 names, UNCONFIRMED on the real server); an expired, revoked, forged or
+/// foreign token answers `{}`, which is [`IntrospectReply::default`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[non_exhaustive]
+pub struct IntrospectReply {
+    /// `Bearer` for a live token.
+    #[serde(skip_serializing_if = "is_empty_str")]
+    pub token_type: String<TOKEN_TYPE_MAX>,
+    /// The client (env id) the token was issued to.
+    #[serde(skip_serializing_if = "is_empty_str")]
+    pub client_id: String<ENV_ID_MAX>,
+    /// The user id.
+    #[serde(skip_serializing_if = "is_empty_str")]
+    pub sub: String<UID_MAX>,
+    /// The token's scope (`anonymous` for an anonymous session).
+    #[serde(skip_serializing_if = "is_empty_str")]
+    pub scope: String<SCOPE_MAX>,
+    /// Expiry, Unix seconds (0 when absent).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub exp: u64,
+    /// Issue time, Unix seconds (0 when absent).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub iat: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl IntrospectReply {
+    /// Whether the token was live: a reply for an inactive token has no `sub`.
+    pub fn is_active(&self) -> bool {
+        !self.sub.is_empty()
+    }
+
+    /// Whether the token is anonymous (scope [`SCOPE_ANONYMOUS`](super::SCOPE_ANONYMOUS)).
+    pub fn is_anonymous(&self) -> bool {
+        self.scope == super::SCOPE_ANONYMOUS
+    }
+
+    /// Parses a success body; unknown fields are ignored and `{}` is an inactive token.
+    pub fn parse(body: &[u8]) -> Result<Self> {
+        let mut p = IntrospectReply::default();
+        let mut seen = Seen::default();
+        top_object(body, &mut |r, key| match key {
+            "token_type" => {
+                seen.mark(0, "token_type")?;
+                r.str_into("token_type", &mut p.token_type)
+            }
+            "client_id" => {
+                seen.mark(1, "client_id")?;
+                r.str_into("client_id", &mut p.client_id)
+            }
+            "sub" => {
+                seen.mark(2, "sub")?;
+                token_field(r, "sub", &mut p.sub)
+            }
+            "scope" => {
+                seen.mark(3, "scope")?;
+                r.str_into("scope", &mut p.scope)
+            }
+            "exp" => {
+                seen.mark(4, "exp")?;
+                p.exp = r.unsigned("exp")?;
+                Ok(())
+            }
+            "iat" => {
+                seen.mark(5, "iat")?;
+                p.iat = r.unsigned("iat")?;
+                Ok(())
+            }
+            _ => r.skip_value(),
+        })?;
+        Ok(p)
+    }
+}
+
 /// A group entry of the user reply.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 #[non_exhaustive]

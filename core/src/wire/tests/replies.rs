@@ -523,3 +523,35 @@ mod properties {
         }
     }
 }
+
+// ----- IntrospectReply ------------------------------------------------------------------
+
+#[test]
+fn introspect_reply_live_and_inactive() {
+    // The documented live example (docs.cloudbase.net `auth-token-introspect`).
+    let live = br#"{"token_type":"Bearer","client_id":"demo-app-2f8a9c3e1b4d","sub":"9876543210123456789","scope":"user sso"}"#;
+    let p = IntrospectReply::parse(live).unwrap();
+    assert!(p.is_active());
+    assert!(!p.is_anonymous());
+    assert_eq!(p.token_type, "Bearer");
+    assert_eq!(p.client_id, "demo-app-2f8a9c3e1b4d");
+    assert_eq!(p.sub, "9876543210123456789");
+    assert_eq!((p.exp, p.iat), (0, 0));
+
+    let p = IntrospectReply::parse(br#"{"sub":"1","scope":"anonymous","exp":20,"iat":10,"x":[1]}"#)
+        .unwrap();
+    assert!(p.is_anonymous());
+    assert_eq!((p.exp, p.iat), (20, 10));
+
+    // An inactive token answers `{}`, and `{}` is what the default serializes to.
+    let inactive = IntrospectReply::parse(b"{}").unwrap();
+    assert!(!inactive.is_active());
+    assert_eq!(inactive, IntrospectReply::default());
+    let mut buf = [0u8; 16];
+    let n = serde_json_core::to_slice(&IntrospectReply::default(), &mut buf).unwrap();
+    assert_eq!(&buf[..n], b"{}");
+
+    assert!(IntrospectReply::parse(b"[]").is_err());
+    assert!(IntrospectReply::parse(br#"{"sub":"a b"}"#).is_err());
+    assert!(IntrospectReply::parse(br#"{"sub":"1","sub":"2"}"#).is_err());
+}
