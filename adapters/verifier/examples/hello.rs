@@ -7,7 +7,7 @@
 //! ```
 //!
 //! Settings (environment): `CLOUDBASE_AUTH_SERVER` (default `http://127.0.0.1:8787`),
-//! `CLOUDBASE_ENV` (default `my-env-1a2b`), `HELLO_LISTEN` (default `127.0.0.1:3000`).
+//! `CLOUDBASE_ENV` (default `local-dev`, the env the `cloudbase-auth` client commands use), `HELLO_LISTEN` (default `127.0.0.1:3000`).
 
 use axum::Router;
 use axum::routing::get;
@@ -27,7 +27,7 @@ async fn hello(claims: Claims) -> String {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
     let server = var("CLOUDBASE_AUTH_SERVER", "http://127.0.0.1:8787");
-    let env = var("CLOUDBASE_ENV", "my-env-1a2b");
+    let env = var("CLOUDBASE_ENV", "local-dev");
     let listen = var("HELLO_LISTEN", "127.0.0.1:3000");
 
     let verifier = Verifier::builder(server.as_str(), env.as_str()).build()?;

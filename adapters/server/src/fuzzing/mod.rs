@@ -61,7 +61,10 @@ mod tests {
     fn seeds_decode_back_and_reach_their_replies() {
         // What each seed's requests get: the flows go where they say.
         let expected: &[(&str, &[u16])] = &[
-            ("anonymous_session", &[200, 200, 200, 200, 200, 401]),
+            (
+                "anonymous_session",
+                &[200, 200, 200, 200, 200, 200, 401, 200],
+            ),
             ("refresh_reuse", &[200, 200, 200, 200, 400]),
             ("wechat_sign_in", &[200, 200, 200, 200, 200]),
             ("link_anonymous_to_wechat", &[200, 200, 200, 200, 200, 200]),

@@ -86,6 +86,17 @@ fn user_me_with(authorization: &str) -> FuzzRequest {
     )
 }
 
+/// `token/introspect` of the session's access token, asked about the seed env.
+fn introspect() -> FuzzRequest {
+    req(
+        &Method::GET,
+        &api(Endpoint::TokenIntrospect),
+        &client_id(),
+        &[(HEADER_AUTHORIZATION, "Bearer $A")],
+        "",
+    )
+}
+
 fn refresh() -> FuzzRequest {
     let body = json(&wire::RefreshRequest::new(
         SEED_ENV,
@@ -191,10 +202,12 @@ pub fn server_request_seeds() -> Vec<Seed> {
             vec![
                 sign_in_anonymously(),
                 user_me(),
+                introspect(),
                 refresh(),
                 user_me(),
                 revoke.clone(),
                 user_me(),
+                introspect(),
             ],
         ),
         (
