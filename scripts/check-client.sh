@@ -3,7 +3,9 @@
 #   1. `cargo tree -p cloudbase-auth-client -e normal` has no axum, no sqlx, no
 #      cloudbase-auth-server, and hyper (reqwest's) without its `server` feature;
 #   2. the same holds for the client-only binary (`-p cloudbase-auth --no-default-features`),
-#      which must build without warnings (clippy -D warnings: its `cfg`s compile).
+#      which must build without warnings (clippy -D warnings: its `cfg`s compile);
+#   3. and for the backend verifier, `cloudbase-auth-verifier`, with every feature (its
+#      `axum` feature needs axum-core only).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -28,5 +30,6 @@ check_tree() {
 
 check_tree cloudbase-auth-client -p cloudbase-auth-client
 check_tree "cloudbase-auth --no-default-features" -p cloudbase-auth --no-default-features
+check_tree "cloudbase-auth-verifier --all-features" -p cloudbase-auth-verifier --all-features
 say "cargo clippy -p cloudbase-auth --no-default-features --bin cloudbase-auth"
 cargo clippy -q -p cloudbase-auth --no-default-features --bin cloudbase-auth -- -D warnings
