@@ -14,9 +14,16 @@ const JWKS_MAX: usize = 64 * 1024;
 /// The usable keys of one fetch, by key id.
 pub(crate) type Keys = HashMap<String, DecodingKey>;
 
+#[derive(Clone)]
 struct Fetched {
     keys: Arc<Keys>,
+    /// When `keys` were fetched.
     at: Instant,
+    /// Until when no fetch is tried (set after a failed one, so an unreachable server
+    /// costs one attempt per refresh interval, not one per request).
+    quiet_until: Instant,
+    /// Bumped on every change, so a caller that waited for the fetch lock can tell.
+    generation: u64,
 }
 
 pub(crate) struct KeyCache {
@@ -56,48 +63,73 @@ impl KeyCache {
         }
     }
 
-    fn snapshot(&self) -> Option<(Arc<Keys>, Duration)> {
-        let current = self.current.read().unwrap_or_else(|e| e.into_inner());
-        current.as_ref().map(|f| (f.keys.clone(), f.at.elapsed()))
+    fn snapshot(&self) -> Option<Fetched> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
-    /// Whether the cached keys (of age `age`) answer for `kid` without a fetch.
-    fn settled(&self, keys: &Keys, age: Duration, kid: &str) -> bool {
-        if keys.contains_key(kid) {
-            age < self.max_age
-        } else {
-            age < self.refresh_interval
+    /// Whether the cached keys answer for `kid` without a fetch: a fetch failed less
+    /// than the refresh interval ago; or they hold `kid` and are not stale; or they lack
+    /// it but were fetched less than the refresh interval ago (the key id is then
+    /// unknown, and asking again so soon would not help).
+    fn settled(&self, cached: &Fetched, kid: &str) -> bool {
+        if Instant::now() < cached.quiet_until {
+            return true;
         }
+        if cached.keys.contains_key(kid) {
+            cached.at.elapsed() < self.max_age
+        } else {
+            cached.at.elapsed() < self.refresh_interval
+        }
+    }
+
+    fn store(&self, fetched: Fetched) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(fetched);
     }
 
     /// The keys to look `kid` up in: the cached ones, or freshly fetched ones when the
     /// cache is empty, stale, or lacks `kid` and was fetched longer than the refresh
     /// interval ago. A failed fetch falls back to cached keys when there are any.
     pub(crate) async fn keys_for(&self, kid: &str) -> Result<Arc<Keys>, VerifyError> {
-        if let Some((keys, age)) = self.snapshot()
-            && self.settled(&keys, age, kid)
+        let seen = self.snapshot();
+        if let Some(cached) = &seen
+            && self.settled(cached, kid)
         {
-            return Ok(keys);
+            return Ok(cached.keys.clone());
         }
         let _fetching = self.fetching.lock().await;
-        // Another caller may have fetched while this one waited.
+        // Another caller fetched (or failed to) while this one waited: take its outcome.
         let cached = self.snapshot();
-        if let Some((keys, age)) = &cached
-            && (self.settled(keys, *age, kid) || *age < self.refresh_interval)
+        if let Some(c) = &cached
+            && seen.as_ref().map(|s| s.generation) != Some(c.generation)
         {
-            return Ok(keys.clone());
+            return Ok(c.keys.clone());
         }
+        let generation = cached.as_ref().map_or(0, |c| c.generation + 1);
         match self.fetch().await {
             Ok(keys) => {
                 let keys = Arc::new(keys);
-                *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(Fetched {
+                let now = Instant::now();
+                self.store(Fetched {
                     keys: keys.clone(),
-                    at: Instant::now(),
+                    at: now,
+                    quiet_until: now,
+                    generation,
                 });
                 Ok(keys)
             }
             Err(e) => match cached {
-                Some((keys, _)) => Ok(keys),
+                Some(c) => {
+                    let keys = c.keys.clone();
+                    self.store(Fetched {
+                        quiet_until: Instant::now() + self.refresh_interval,
+                        generation,
+                        ..c
+                    });
+                    Ok(keys)
+                }
                 None => Err(e),
             },
         }

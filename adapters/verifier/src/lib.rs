@@ -242,7 +242,7 @@ impl Verifier {
             .await
             .map_err(|e| VerifyError::Introspect(e.without_url().to_string()))?;
         let reply = cloudbase_auth_core::wire::decode_reply(status, &body, IntrospectReply::parse)
-            .map_err(|e| VerifyError::Introspect(format!("{e:?}")))?;
+            .map_err(|e| VerifyError::Introspect(e.to_string()))?;
         Ok(reply.is_active().then_some(reply))
     }
 }

@@ -123,10 +123,15 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
         proxy.backend.lock().unwrap(),
         request.uri().path_and_query().map_or("/", |p| p.as_str())
     );
-    let reply = proxy.http.get(url).send().await.expect("backend answers");
-    let status = reply.status().as_u16();
-    let body = reply.bytes().await.expect("backend body");
-    (StatusCode::from_u16(status).expect("status"), body).into_response()
+    // A stopped backend is a 502, as from any reverse proxy.
+    let Ok(reply) = proxy.http.get(url).send().await else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    let status = StatusCode::from_u16(reply.status().as_u16()).expect("status");
+    match reply.bytes().await {
+        Ok(body) => (status, body).into_response(),
+        Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+    }
 }
 
 // ----- verification ---------------------------------------------------------------------
@@ -396,8 +401,28 @@ async fn jwks_is_fetched_once_and_again_only_for_a_new_kid() {
     }
     assert_eq!(proxy.fetches(), before + 1);
 
-    // No server behind the proxy at all: with keys cached, known kids still verify.
+    // Keys older than `max_age` are fetched again before use.
+    let aging = builder(&base)
+        .max_age(Duration::from_millis(200))
+        .refresh_interval(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let before = proxy.fetches();
+    aging.verify(&new_token).await.expect("verifies");
+    aging.verify(&new_token).await.expect("verifies");
+    assert_eq!(proxy.fetches(), before + 1);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    aging.verify(&new_token).await.expect("verifies");
+    assert_eq!(proxy.fetches(), before + 2);
+
+    // No server behind the proxy: the stale keys stay in use, and the failed fetch is
+    // not tried again on every request.
     second.stop().await;
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    for _ in 0..5 {
+        aging.verify(&new_token).await.expect("stale cached key");
+    }
+    assert_eq!(proxy.fetches(), before + 3);
     verifier.verify(&new_token).await.expect("cached key");
     let _ = stop_proxy.send(());
 }
@@ -418,6 +443,9 @@ async fn unreachable_jwks_is_not_a_token_error() {
     assert!(matches!(e, VerifyError::JwksUnavailable(_)), "{e:?}");
     assert!(!e.is_token_error());
     assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let e = verifier.introspect(&token).await.unwrap_err();
+    assert!(matches!(e, VerifyError::Introspect(_)), "{e:?}");
+    assert!(!e.is_token_error());
     assert!(matches!(
         Verifier::builder("not a url", ENV).build(),
         Err(VerifyError::BadBaseUrl(_))
