@@ -6,6 +6,9 @@
 //! caller's params verbatim) takes `{provider_token}` from `provider/token` exactly like
 //! `signin/with/provider`. Without one it answers 400 `invalid_argument` saying so: this
 //! server has no WeChat web-OAuth flow that could sign in from nothing.
+//!
+//! `token/introspect` is for a Mini Program's own backend, not the SDK: the claims of a
+//! live access token, `{}` for any other (§3.1 of docs/wire.md).
 
 use super::error::{ApiError, json_response};
 use super::jwt::{self, AccessClaims, Expiry};

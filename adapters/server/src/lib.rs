@@ -6,7 +6,8 @@
 //! own things (the store, the JWT claims, the WeChat emulator and the admin routes).
 //!
 //! * **Endpoints**: the core's table (`Endpoint::ALL`) under `/auth` — anonymous and
-//!   WeChat sign-in, refresh, `user/me`, revoke, sign-out, bind — plus the health probe
+//!   WeChat sign-in, refresh, `user/me`, revoke, sign-out, bind, and `token/introspect`
+//!   for backends — plus the health probe
 //!   ([`cloudbase_auth_server_api::HEALTH_PATH`]) and the JWKS at [`routes::JWKS_PATH`].
 //! * **Tokens**: Ed25519 JWT access tokens (`kid`, pinned on verification); opaque
 //!   refresh tokens stored as SHA-256 hashes, rotated on every refresh with a grace
