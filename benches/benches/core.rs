@@ -2,7 +2,8 @@
 //!
 //! * `core/sign_in`: `sign_in_anonymously` → drain (the request is written into the
 //!   host's buffer) → `handle_response` with a real-size credentials reply → drain (the
-//!   snapshot is written, the state change and the completion come out).
+//!   snapshot is written, the state changes, `user/me` is written) → the user reply →
+//!   drain (the profile's snapshot, the completion). Two requests, as the SDK's sign-in.
 //! * `core/refresh`: `handle_timeout` past the refresh time → drain → the refresh
 //!   reply → drain (the new snapshot).
 //!
@@ -29,31 +30,52 @@ static GLOBAL: Counting = Counting;
 /// refreshes 30 s before expiry).
 const REFRESH_AT: u64 = T0 + EXPIRES_IN * 1000 - 10_000;
 
-/// What a round returns: whether the reply was taken, and what the last drain saw.
-type Round = (Delivery, Drained);
+/// What a round returns: how many replies the engine took, and what the drains after
+/// them saw.
+type Round = (usize, Drained);
 
-/// A round: the engine, the host's buffer, the reply to feed.
-type RoundFn = fn(&mut Engine, &mut [u8], &[u8]) -> Round;
+/// A round: the engine, the host's buffer, the replies to feed.
+type RoundFn = fn(&mut Engine, &mut [u8], &[&[u8]]) -> Round;
 
-/// One anonymous sign-in from `Initialized`.
-fn sign_in_round(engine: &mut Engine, buf: &mut [u8], reply: &[u8]) -> Round {
+/// Feeds `replies` in order, each to the request the engine sent, draining after
+/// every input as a host does.
+fn exchange(engine: &mut Engine, buf: &mut [u8], now: u64, replies: &[&[u8]]) -> Round {
+    let mut seen = drain(engine, buf);
+    let mut taken = 0;
+    for reply in replies {
+        let Some((id, _)) = seen.transmit else { break };
+        if engine.handle_response(now, id, 200, reply) == Delivery::Accepted {
+            taken += 1;
+        }
+        seen = seen.then(drain(engine, buf));
+    }
+    (taken, seen)
+}
+
+/// One anonymous sign-in from `Initialized`: `signin/anonymously`, then `user/me`.
+fn sign_in_round(engine: &mut Engine, buf: &mut [u8], replies: &[&[u8]]) -> Round {
     let _op = engine.sign_in_anonymously(T0).expect("initialised");
-    let (id, _) = drain(engine, buf).transmit.expect("a sign-in request");
-    let delivery = engine.handle_response(T0, id, 200, reply);
-    (delivery, drain(engine, buf))
+    exchange(engine, buf, T0, replies)
 }
 
-/// One proactive refresh of a session due for it.
-fn refresh_round(engine: &mut Engine, buf: &mut [u8], reply: &[u8]) -> Round {
+/// One proactive refresh of a session due for it: `token`.
+fn refresh_round(engine: &mut Engine, buf: &mut [u8], replies: &[&[u8]]) -> Round {
     engine.handle_timeout(REFRESH_AT);
-    let (id, _) = drain(engine, buf).transmit.expect("a refresh request");
-    let delivery = engine.handle_response(REFRESH_AT, id, 200, reply);
-    (delivery, drain(engine, buf))
+    exchange(engine, buf, REFRESH_AT, replies)
 }
 
-/// The baseline's extra step: the reply as owned structs.
-fn parse_owned(reply: &[u8]) -> owned::Credentials {
-    serde_json::from_slice(reply).expect("a credentials reply")
+/// The baseline's extra step: the round's replies as owned structs.
+fn parse_owned(replies: &[&[u8]]) -> (owned::Credentials, Option<owned::User>) {
+    let credentials = serde_json::from_slice(replies[0]).expect("a credentials reply");
+    let user = replies
+        .get(1)
+        .map(|r| serde_json::from_slice(r).expect("a user reply"));
+    (credentials, user)
+}
+
+/// The replies of an anonymous sign-in round.
+fn sign_in_replies(replies: &Replies) -> [&[u8]; 2] {
+    [&replies.anonymous, &replies.anonymous_user]
 }
 
 /// Checks what the rounds do, once, before anything is measured.
@@ -62,8 +84,9 @@ fn check_rounds(replies: &Replies, buf: &mut [u8]) {
     assert_eq!(n, 1, "the counting allocator is installed");
 
     let mut engine = samples::initialized();
-    let (delivery, seen) = sign_in_round(&mut engine, buf, &replies.anonymous);
-    assert_eq!(delivery, Delivery::Accepted);
+    let (taken, seen) = sign_in_round(&mut engine, buf, &sign_in_replies(replies));
+    assert_eq!(taken, 2, "both replies taken");
+    assert_eq!(seen.transmit, None, "nothing left to send");
     assert_eq!(seen.changed_to, Some(LoginState::Anonymous));
     assert!(matches!(
         seen.completed,
@@ -77,8 +100,9 @@ fn check_rounds(replies: &Replies, buf: &mut [u8]) {
     let sent = drain(&mut engine, buf).transmit.map(|(_, e)| e);
     assert_eq!(sent, Some(Endpoint::Token));
     let mut engine = samples::signed_in_anonymously(replies);
-    let (delivery, seen) = refresh_round(&mut engine, buf, &replies.refreshed);
-    assert_eq!(delivery, Delivery::Accepted);
+    let (taken, seen) = refresh_round(&mut engine, buf, &[&replies.refreshed]);
+    assert_eq!(taken, 1, "the refresh reply taken");
+    assert_eq!(seen.transmit, None, "nothing left to send");
     assert!(
         seen.persisted.is_some(),
         "the refreshed session is persisted"
@@ -101,18 +125,20 @@ fn bench(c: &mut Criterion) {
     let initialized = samples::initialized();
     let signed_in = samples::signed_in_anonymously(&replies);
     let mut group = c.benchmark_group("core");
-    let rounds: [(&str, &Engine, &[u8], RoundFn); 2] = [
-        ("sign_in", &initialized, &replies.anonymous, sign_in_round),
-        ("refresh", &signed_in, &replies.refreshed, refresh_round),
+    let sign_in = sign_in_replies(&replies);
+    let refresh: [&[u8]; 1] = [&replies.refreshed];
+    let rounds: [(&str, &Engine, &[&[u8]], RoundFn); 2] = [
+        ("sign_in", &initialized, &sign_in, sign_in_round),
+        ("refresh", &signed_in, &refresh, refresh_round),
     ];
-    for (name, start, reply, round) in rounds {
+    for (name, start, fed, round) in rounds {
         let mut allocations = 0;
         let mut rounds_run = 0u64;
         group.bench_function(format!("{name}/engine"), |b| {
             b.iter_batched_ref(
                 || start.clone(),
                 |engine| {
-                    let (seen, n) = counted(|| round(engine, &mut buf, reply));
+                    let (seen, n) = counted(|| round(engine, &mut buf, fed));
                     allocations += n;
                     rounds_run += 1;
                     black_box(seen)
@@ -130,8 +156,8 @@ fn bench(c: &mut Criterion) {
                 || start.clone(),
                 |engine| {
                     let (seen, n) = counted(|| {
-                        let owned = parse_owned(black_box(reply));
-                        (round(engine, &mut buf, reply), owned)
+                        let owned = parse_owned(black_box(fed));
+                        (round(engine, &mut buf, fed), owned)
                     });
                     baseline_allocations += n;
                     baseline_rounds += 1;

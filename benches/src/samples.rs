@@ -73,6 +73,8 @@ pub struct Replies {
     pub wechat: Vec<u8>,
     /// The `provider/token` reply.
     pub provider_token: Vec<u8>,
+    /// The `user/me` reply of the anonymous user.
+    pub anonymous_user: Vec<u8>,
     /// The `user/me` reply of the WeChat user.
     pub wechat_user: Vec<u8>,
     /// The length of the anonymous access token.
@@ -110,6 +112,16 @@ impl Replies {
         user.created_at = wire_str("2023-11-14T22:13:20Z");
         user.updated_at = wire_str("2023-11-14T22:13:20Z");
 
+        // As the server answers for an anonymous user.
+        let mut anonymous_user = User::default();
+        anonymous_user.sub = wire_str(UID);
+        anonymous_user.name = wire_str("anonymous");
+        let mut group = UserGroup::default();
+        group.id = wire_str(SCOPE_ANONYMOUS);
+        anonymous_user.groups.push(group).expect("one group fits");
+        anonymous_user.created_at = wire_str("2023-11-14T22:13:20Z");
+        anonymous_user.updated_at = wire_str("2023-11-14T22:13:20Z");
+
         Self {
             access_token_len: access.len(),
             anonymous: credentials(&access, &opaque(1), SCOPE_ANONYMOUS, UID),
@@ -117,17 +129,20 @@ impl Replies {
             wechat: credentials(&wechat_access, &opaque(3), SCOPE_USER, WECHAT_UID),
             provider_token: format!(r#"{{"provider_token":"{}","expires_in":300}}"#, opaque(4))
                 .into_bytes(),
+            anonymous_user: serde_json::to_vec(&anonymous_user).expect("serializes"),
             wechat_user: serde_json::to_vec(&user).expect("serializes"),
         }
     }
 
-    /// The reply to a request of `endpoint` (every one used here succeeds).
-    pub fn for_endpoint(&self, endpoint: Endpoint) -> &[u8] {
+    /// The reply to a request of `endpoint` from an engine in `state` (every one used
+    /// here succeeds).
+    pub fn for_endpoint(&self, endpoint: Endpoint, state: LoginState) -> &[u8] {
         match endpoint {
             Endpoint::SignInAnonymously => &self.anonymous,
             Endpoint::Token => &self.refreshed,
             Endpoint::SignInWithProvider => &self.wechat,
             Endpoint::ProviderToken => &self.provider_token,
+            Endpoint::UserMe if state == LoginState::Anonymous => &self.anonymous_user,
             Endpoint::UserMe => &self.wechat_user,
             _ => b"{}",
         }
@@ -152,6 +167,18 @@ pub struct Drained {
     pub completed: Option<(OpId, Result<Completion, Error>)>,
     /// The length of the last snapshot to persist.
     pub persisted: Option<usize>,
+}
+
+impl Drained {
+    /// What two drains in a row saw: the later one's outputs where it had any.
+    pub fn then(self, later: Drained) -> Drained {
+        Drained {
+            transmit: later.transmit,
+            changed_to: later.changed_to.or(self.changed_to),
+            completed: later.completed.or(self.completed),
+            persisted: later.persisted.or(self.persisted),
+        }
+    }
 }
 
 /// Most outputs one input can queue; draining stops there (a bound, not a limit the
@@ -188,7 +215,8 @@ pub fn run(engine: &mut Engine, now: u64, replies: &Replies) -> Option<Result<Co
         let Some((id, endpoint)) = seen.transmit else {
             return completed;
         };
-        let delivery = engine.handle_response(now, id, 200, replies.for_endpoint(endpoint));
+        let reply = replies.for_endpoint(endpoint, engine.login_state());
+        let delivery = engine.handle_response(now, id, 200, reply);
         assert_eq!(delivery, Delivery::Accepted, "the reply to {endpoint:?}");
         seen = drain(engine, &mut buf);
         completed = seen.completed.map(|(_, r)| r).or(completed);
