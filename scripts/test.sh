@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: ./scripts/test.sh
-# setup, fmt, clippy, rustdoc, no_std builds, cargo tests, the wasm/JS suites against the
-# real server, and a bounded fuzz run; prints seconds per step at the end.
+# setup, fmt, clippy, rustdoc, no_std builds, cargo tests, the benches' build, the wasm/JS
+# suites against the real server, and a bounded fuzz run; prints seconds per step at the end.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -46,6 +46,8 @@ step client  ./scripts/check-client.sh
 step doc     env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
 step nostd   ./scripts/build-nostd.sh
 step test    cargo test --workspace --all-features --no-fail-fast
+# The criterion benches (benches/) are built, not run: they must keep compiling.
+step benches cargo bench --workspace --no-run
 step jssdk   ./scripts/test-js-sdk.sh
 step wasm    ./scripts/test-wasm.sh
 step browser ./scripts/test-browser.sh

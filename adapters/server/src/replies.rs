@@ -1,6 +1,7 @@
 //! Turning store records into CloudBase replies (the core's `Credentials` and `User`)
 //! and access-token claims.
 
+use super::config::ServeConfig;
 use super::error::{ApiError, json_response};
 use super::jwt::{self, AccessClaims, ClaimsMeta};
 use super::secrets::{OpaqueToken, new_id};
@@ -40,9 +41,10 @@ pub(crate) fn fit<const N: usize>(s: &str) -> Result<heapless::String<N>, ApiErr
     })
 }
 
-/// The access-token claims for `user` in session family `family`.
+/// The access-token claims for `user` in session family `family`, with the issuer and
+/// lifetime of `config`.
 pub(crate) fn claims_for(
-    state: &AppState,
+    config: &ServeConfig,
     user: &UserRecord,
     family: &str,
     now: u64,
@@ -51,10 +53,10 @@ pub(crate) fn claims_for(
     let scope = scope_of(user);
     let wechat = user.identities.first();
     AccessClaims {
-        iss: state.config.issuer.clone(),
+        iss: config.issuer.clone(),
         sub: user.uid.clone(),
         aud: user.env.clone(),
-        exp: now.saturating_add(state.config.access_token_ttl.as_secs()),
+        exp: now.saturating_add(config.access_token_ttl.as_secs()),
         iat: now,
         jti,
         scope: scope.to_owned(),
@@ -90,7 +92,7 @@ pub(crate) fn credentials(
 ) -> Result<Response, ApiError> {
     let now = u64::try_from(unix_now()).unwrap_or(0);
     let jti = new_id().map_err(|e| internal("random", &e))?;
-    let claims = claims_for(state, user, family, now, jti);
+    let claims = claims_for(&state.config, user, family, now, jti);
     let access = jwt::sign(&state.keys, &claims).map_err(|e| internal("signing", &e))?;
     let scope = scope_of(user);
     let mut c = Credentials::default();

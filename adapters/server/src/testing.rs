@@ -3,6 +3,11 @@
 //! writes them. This crate's integration tests and the `cloudbase-auth` binary's use
 //! them; every server a test starts is stopped by the test (or on drop).
 //!
+//! For benchmarks (the workspace's `benches/`) and tests that need no socket:
+//! [`InProcess`] is the server's application without a listener (requests go straight
+//! through its router), and [`AccessTokens`] is the server's access-token signer and
+//! verifier on a key of its own.
+//!
 //! Test code: the helpers panic (failing the test) when the server does not answer as
 //! they expect.
 
@@ -12,9 +17,21 @@
     reason = "test helpers: a panic is a failed test"
 )]
 
+use crate::jwt::{self, Expiry};
+use crate::keys::{KeyError, SigningKeys};
+use crate::replies::claims_for;
+use crate::routes::router;
+use crate::secrets::new_id;
+use crate::state::AppState;
+use crate::store::UserRecord;
 use crate::{ServeConfig, Server};
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Method, Request, header};
 use serde_json::{Value, json};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The env id the tests use.
@@ -279,5 +296,115 @@ impl TestServer {
         if let Some(server) = self.server.take() {
             server.shutdown().await.expect("clean shutdown");
         }
+    }
+}
+
+/// The server's whole application (router, middleware, store, signing key) on its own
+/// temporary data dir, without a listener: a request goes straight through the router
+/// with `tower::ServiceExt::oneshot`, no socket involved. Build requests with
+/// [`InProcess::request`], which adds the peer address the routes read (a listener
+/// would add it); stop with [`InProcess::close`].
+pub struct InProcess {
+    router: axum::Router,
+    state: Arc<AppState>,
+    /// The temporary directory holding the data dir (`data`).
+    pub dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for InProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InProcess")
+            .field("dir", &self.dir.path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl InProcess {
+    /// Opens the data dir, key and store as [`Server::start`] does, with the
+    /// [`TestServer::config`] defaults changed by `tweak`, and builds the router.
+    pub async fn open(tweak: impl FnOnce(&mut ServeConfig)) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = TestServer::config(dir.path());
+        tweak(&mut config);
+        let state = crate::open(config).await.expect("server opens").state;
+        Self {
+            router: router(state.clone()),
+            state,
+            dir,
+        }
+    }
+
+    /// The application's router (a cheap clone), ready for `oneshot`.
+    pub fn router(&self) -> axum::Router {
+        self.router.clone()
+    }
+
+    /// A request from a loopback peer: `method path` with `body` (none when empty) and
+    /// `Authorization: Bearer token` when `bearer` is given.
+    pub fn request(method: Method, path: &str, bearer: Option<&str>, body: &str) -> Request<Body> {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some(token) = bearer {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if !body.is_empty() {
+            builder = builder.header(header::CONTENT_LENGTH, body.len());
+        }
+        let mut request = builder
+            .body(Body::from(body.to_owned()))
+            .expect("a valid request");
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40_000))));
+        request
+    }
+
+    /// Closes the store and releases the data dir (which is then deleted).
+    pub async fn close(self) {
+        self.state.store.close().await;
+        self.state.release_dir_lock();
+    }
+}
+
+/// The server's access-token signer and verifier (its `jwt` module) on a key of its
+/// own: signing is what every credentials reply does, verification what every request
+/// with a bearer token does.
+pub struct AccessTokens {
+    keys: SigningKeys,
+    config: ServeConfig,
+}
+
+impl std::fmt::Debug for AccessTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessTokens")
+            .field("kid", &self.keys.kid())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AccessTokens {
+    /// Creates a signing key file in `dir` (as a server's first start does), for tokens
+    /// with the issuer and access-token lifetime of `config`.
+    pub fn create(dir: &Path, config: ServeConfig) -> Result<Self, KeyError> {
+        Ok(Self {
+            keys: SigningKeys::create(dir)?,
+            config,
+        })
+    }
+
+    /// The access token a credentials reply carries for `user` in session family
+    /// `family`, issued at `now` (Unix seconds).
+    pub fn sign(&self, user: &UserRecord, family: &str, now: u64) -> String {
+        let jti = new_id().expect("the OS random source works");
+        let claims = claims_for(&self.config, user, family, now, jti);
+        jwt::sign(&self.keys, &claims).expect("claims serialize")
+    }
+
+    /// The user id (`sub`) of `token` if the server accepts it as a bearer token at
+    /// `now` (Unix seconds); `None` if it refuses it (every refusal is the same 401 for
+    /// a client).
+    pub fn verify(&self, token: &str, now: u64) -> Option<String> {
+        jwt::verify(&self.keys, &self.config.issuer, token, now, Expiry::Enforce)
+            .ok()
+            .map(|claims| claims.sub)
     }
 }

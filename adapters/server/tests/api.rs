@@ -1878,3 +1878,75 @@ async fn a_data_dir_serves_one_server_at_a_time() {
     assert_eq!(s.api.get("/healthz").await.status, 200);
     s.stop().await;
 }
+
+/// The benches' helpers: `InProcess` answers through the router with no socket as the
+/// listening server does, and `AccessTokens` signs and verifies as it does (its own
+/// key: the server's tokens are refused, its own accepted until they expire).
+#[tokio::test]
+async fn in_process_router_and_token_helpers_act_as_the_server() {
+    use axum::body::to_bytes;
+    use axum::http::Method;
+    use cloudbase_auth_server::store::UserRecord;
+    use cloudbase_auth_server::testing::{AccessTokens, InProcess};
+    use tower::ServiceExt as _;
+
+    let app = InProcess::open(|_| {}).await;
+    let send = |method, path: &str, bearer: Option<&str>, body: &str| {
+        let request = InProcess::request(method, path, bearer, body);
+        let router = app.router();
+        async move {
+            let response = router.oneshot(request).await.expect("infallible");
+            let status = response.status().as_u16();
+            let body = to_bytes(response.into_body(), 1 << 16).await.expect("body");
+            (status, body.to_vec())
+        }
+    };
+    let (status, body) = send(
+        Method::POST,
+        &format!("/auth/v1/signin/anonymously?client_id={ENV}"),
+        None,
+        "{}",
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let credentials = Credentials::parse(&body).expect("credentials");
+    let (status, body) = send(
+        Method::GET,
+        "/auth/v1/user/me",
+        Some(&credentials.access_token),
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(User::parse(&body).expect("a user").sub, credentials.sub);
+
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = AccessTokens::create(
+        dir.path(),
+        cloudbase_auth_server::ServeConfig::new(dir.path()),
+    )
+    .expect("a key");
+    assert!(dir.path().join(KEY_FILE).exists());
+    let now = 1_700_000_000;
+    let user = UserRecord::new("1000000000000000007".into(), ENV.into(), true, now);
+    let now = now.unsigned_abs();
+    let token = tokens.sign(&user, "family-1", now);
+    let (_, claims) = jwt_parts(&token);
+    assert_eq!(claims["sub"], "1000000000000000007");
+    assert_eq!(claims["sid"], "family-1");
+    assert_eq!(claims["exp"], now + 7200);
+    assert_eq!(
+        tokens.verify(&token, now).as_deref(),
+        Some("1000000000000000007")
+    );
+    assert_eq!(tokens.verify(&token, now + 7200), None, "expired");
+    assert_eq!(
+        tokens.verify(&credentials.access_token, now),
+        None,
+        "another key's token"
+    );
+    let mut tampered = token.clone();
+    tampered.pop();
+    assert_eq!(tokens.verify(&tampered, now), None, "a damaged signature");
+    app.close().await;
+}

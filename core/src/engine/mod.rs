@@ -516,7 +516,9 @@ impl Engine {
 
     // ----- internals: writing -------------------------------------------------------
 
-    fn write_snapshot(&self, buf: &mut [u8]) -> Result<usize, Error> {
+    /// Writes the snapshot of the current state into `buf` (what
+    /// [`Output::PersistSnapshot`] carries); `testing::write_snapshot` calls it at will.
+    pub(crate) fn write_snapshot(&self, buf: &mut [u8]) -> Result<usize, Error> {
         let session = self.login.session();
         let profile = match session {
             Some(_) => self.side.profile(),

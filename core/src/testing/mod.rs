@@ -278,6 +278,15 @@ impl Harness {
     }
 }
 
+/// Writes the snapshot `engine` would persist now into `buf` and returns its length:
+/// the encoder behind [`Output::PersistSnapshot`], callable at any time (the engine only
+/// emits a snapshot when its session changes), for benchmarks of the snapshot codec.
+/// `buf` needs [`SNAPSHOT_MAX`] bytes at most; a shorter one that does not fit gives
+/// [`ApiMisuse::BufferTooSmall`](crate::ApiMisuse::BufferTooSmall).
+pub fn write_snapshot(engine: &Engine, buf: &mut [u8]) -> Result<usize, Error> {
+    engine.write_snapshot(buf)
+}
+
 impl Default for Harness {
     fn default() -> Self {
         Self::new()
