@@ -1,0 +1,141 @@
+'use strict';
+// The Mini Program client benchmark: cloudbase-auth's facade (cloudbase-auth.min.js +
+// cloudbase_auth.wasm, as shipped) against the official @cloudbase/js-sdk 2.32.0
+// (miniprogram_dist app.js + auth.js), in one run, in the same wx stand-in
+// (standin.js), with the same signed-in WeChat session in storage and no network.
+//
+//   node bench.js [--rounds N] [--warm N] [--launch-gap MS] [--json FILE] [--package DIR]
+//
+// Every figure comes from separate Node processes (child.js), interleaved: each round
+// runs every kind of process once for both clients, in an order that rotates per round.
+//   cold   require() of the client in a fresh process (ours: require + install(), what
+//          app.js does; the SDK: require app.js + auth.js + registerAuth) — median of
+//          --rounds (default 20)
+//   warm   after that and --launch-gap ms (default 50: WeChat runs app.js at launch and
+//          the first page's script and onLoad later): init + auth() until the first
+//          non-null getLoginState(); then 10,000 getLoginState() calls, each timed
+//          (median, p99), with the heap / RSS growth over them and over 10,000 more —
+//          median of --warm (default 15) processes; a "floor" process runs the same
+//          loop over a getLoginState that returns one settled promise (the harness's
+//          own share)
+//   e2e    wall time from spawning the process to its exit right after the first
+//          non-null getLoginState() (load, then init at once: no launch gap), minus the
+//          same for a process that loads the stand-in and the stored session but no
+//          client ("bare") — median of --rounds; also init → logged in with no gap
+// plus bytes shipped (raw and gzip -9) and bytes stored (keys + JSON values).
+
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const zlib = require('node:zlib');
+
+const HERE = __dirname;
+const ROOT = path.join(HERE, '../..');
+const SDK_VERSION = '2.32.0';
+const CHILD_TIMEOUT_MS = 60000;
+
+function arg(name, dflt) {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : dflt;
+}
+const ROUNDS = Math.min(Math.max(Number(arg('--rounds', 20)), 1), 200);
+const WARM = Math.min(Math.max(Number(arg('--warm', 15)), 1), ROUNDS);
+const JSON_OUT = arg('--json', null);
+const OURS = path.resolve(arg('--package', path.join(ROOT, 'adapters/wasm/js')));
+const GAP = String(Math.min(Math.max(Number(arg('--launch-gap', 50)), 0), 1000));
+
+const sdkPkg = JSON.parse(fs.readFileSync(path.join(HERE, 'node_modules/@cloudbase/js-sdk/package.json'), 'utf8'));
+if (sdkPkg.version !== SDK_VERSION) throw new Error(`@cloudbase/js-sdk ${sdkPkg.version}, want ${SDK_VERSION}: npm ci in benches/js`);
+const SDK_FILES = ['app.js', 'auth.js'].map((f) => path.join(HERE, 'node_modules/@cloudbase/js-sdk/miniprogram_dist', f));
+const OUR_FILES = ['cloudbase-auth.min.js', 'cloudbase_auth.wasm'].map((f) => path.join(OURS, f));
+
+// The code package: ours at /cloudbase-auth/, as the guide lays it out.
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cba-bench-'));
+process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
+fs.mkdirSync(path.join(tmp, 'cloudbase-auth'));
+for (const f of OUR_FILES) fs.copyFileSync(f, path.join(tmp, 'cloudbase-auth', path.basename(f)));
+
+function child(mode, client, storageFile) {
+  const args = [path.join(HERE, 'child.js'), mode, client, tmp].concat(storageFile ? [storageFile, GAP] : []);
+  const a = performance.now();
+  const r = spawnSync(process.execPath, args, { cwd: HERE, encoding: 'utf8', timeout: CHILD_TIMEOUT_MS });
+  const wallMs = performance.now() - a;
+  if (r.status !== 0) throw new Error(`${mode} ${client}: exit ${r.status} ${r.signal || ''}\n${r.stderr}`);
+  return Object.assign(JSON.parse(r.stdout.trim().split('\n').pop()), { wallMs });
+}
+
+// --- the stored sessions: one WeChat sign-in per client against the canned backend -----
+const stores = {};
+const storedBytes = {};
+for (const client of ['ours', 'sdk']) {
+  const { storage } = child('prepare', client);
+  stores[client] = path.join(tmp, `${client}-storage.json`);
+  fs.writeFileSync(stores[client], JSON.stringify(storage));
+  storedBytes[client] = Object.entries(storage)
+    .reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(JSON.stringify(v)), 0);
+}
+
+// --- the interleaved runs --------------------------------------------------------------
+const runs = { cold: { ours: [], sdk: [] }, warm: { ours: [], sdk: [], floor: [] }, e2e: { ours: [], sdk: [], bare: [] } };
+for (let round = 0; round < ROUNDS; round++) {
+  const jobs = [['cold', 'ours'], ['cold', 'sdk'], ['e2e', 'ours'], ['e2e', 'sdk'], ['e2e', 'bare']];
+  if (round < WARM) jobs.push(['warm', 'ours'], ['warm', 'sdk'], ['warm', 'floor']);
+  const shift = round % jobs.length; // rotate, so no kind always runs first
+  for (const [mode, who] of jobs.slice(shift).concat(jobs.slice(0, shift))) {
+    const r = who === 'bare' ? child('bare', 'ours', stores.ours) : child(mode, who, stores[who === 'floor' ? 'ours' : who]);
+    if (r.requests) throw new Error(`${mode} ${who}: ${r.requests} network requests (the session should restore from storage)`);
+    if (r.nulls) throw new Error(`${mode} ${who}: getLoginState() was null ${r.nulls} times`);
+    runs[mode][who].push(r);
+  }
+  process.stderr.write(`\rround ${round + 1}/${ROUNDS}`);
+}
+process.stderr.write('\n');
+
+const median = (xs) => {
+  const s = xs.slice().sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const med = (mode, who, f) => median(runs[mode][who].map(f));
+const bare = med('e2e', 'bare', (r) => r.wallMs);
+const size = (files, gz) => files.reduce((n, f) => n + (gz ? zlib.gzipSync(fs.readFileSync(f), { level: 9 }).length : fs.statSync(f).size), 0);
+
+const MB = 1048576;
+// [figure, ours, sdk, unit, floor]: the floor (a process whose getLoginState returns one
+// settled promise) is the harness's own share of the per-call and memory figures.
+const warm = (f, unit) => [med('warm', 'ours', f), med('warm', 'sdk', f), unit, med('warm', 'floor', f)];
+const rows = [
+  [`cold load (median of ${ROUNDS})`, med('cold', 'ours', (r) => r.loadMs), med('cold', 'sdk', (r) => r.loadMs), 'ms'],
+  [`warm start: init + auth() → first getLoginState() non-null, ${GAP} ms after load (median of ${WARM})`, ...warm((r) => r.warmMs, 'ms').slice(0, 3)],
+  [`warm start with no launch gap: init right after load → logged in (median of ${ROUNDS})`,
+    med('e2e', 'ours', (r) => r.noGapMs), med('e2e', 'sdk', (r) => r.noGapMs), 'ms'],
+  [`process start → logged in, minus bare (median of ${ROUNDS})`,
+    med('e2e', 'ours', (r) => r.wallMs) - bare, med('e2e', 'sdk', (r) => r.wallMs) - bare, 'ms'],
+  [`getLoginState() per call, median (10,000 calls; median of ${WARM} processes)`, ...warm((r) => r.medianUs, 'µs')],
+  ['getLoginState() per call, p99', ...warm((r) => r.p99Us, 'µs')],
+  ['RSS growth over the 10,000 calls', ...warm((r) => r.rssLoop / MB, 'MB')],
+  ['heap growth over the 10,000 calls', ...warm((r) => r.heapLoop / MB, 'MB')],
+  ['RSS growth over 10,000 more calls (steady)', ...warm((r) => r.rssSteady / MB, 'MB')],
+  ['heap growth over 10,000 more calls (steady)', ...warm((r) => r.heapSteady / MB, 'MB')],
+  ['heap added by load + logged in', ...warm((r) => r.heapClient / MB, 'MB').slice(0, 3)],
+  ['RSS added by load + logged in', ...warm((r) => r.rssClient / MB, 'MB').slice(0, 3)],
+  ['bytes shipped (raw)', size(OUR_FILES, false), size(SDK_FILES, false), 'B'],
+  ['bytes shipped (gzip -9)', size(OUR_FILES, true), size(SDK_FILES, true), 'B'],
+  ['bytes stored (keys + JSON values)', storedBytes.ours, storedBytes.sdk, 'B'],
+];
+
+const fmt = (v, unit) => v === undefined ? '—' : unit === 'B' ? `${Math.round(v).toLocaleString('en-US')} B`
+  : `${Math.abs(v) < 10 ? v.toFixed(2) : v.toFixed(1)} ${unit}`;
+const ratio = (ours, sdk) => !(ours > 0) || !(sdk > 0) ? '—' : sdk / ours >= 10 ? `${(sdk / ours).toFixed(0)}×` : `${(sdk / ours).toFixed(2)}×`;
+console.log(`Node ${process.version}, launch gap ${GAP} ms, ${os.cpus().length} CPUs (${os.cpus()[0].model}), load average ${os.loadavg()[0].toFixed(1)}; bare process ${bare.toFixed(1)} ms`);
+console.log('| figure | ours | @cloudbase/js-sdk 2.32.0 | SDK / ours | harness floor |');
+console.log('|---|---:|---:|---:|---:|');
+for (const [figure, ours, sdk, unit, floor] of rows) {
+  console.log(`| ${figure} | ${fmt(ours, unit)} | ${fmt(sdk, unit)} | ${ratio(ours, sdk)} | ${fmt(floor, unit)} |`);
+}
+if (JSON_OUT) {
+  fs.writeFileSync(JSON_OUT, JSON.stringify({
+    node: process.version, rounds: ROUNDS, warm: WARM, bareMs: bare,
+    rows: rows.map(([figure, ours, sdk, unit, floor]) => ({ figure, ours, sdk, unit, floor })), runs,
+  }, null, 1));
+}
