@@ -177,7 +177,7 @@ class Client {
     this.ready.catch(() => {}); // reported by each call
     const c = this;
     this.auth = {
-      getLoginState: () => c.cached() || c.op('cba_get_login_state', [], () => c.frozen()),
+      getLoginState: () => c.cached() || c.op('cba_get_login_state', [], () => c.frozen(), 1),
       signInAnonymously: () => c.op('cba_sign_in_anonymously', [], () => c.state()),
       signInWithWeChat: () => c.wechat('cba_sign_in_with_wechat'),
       linkWithWeChat: () => c.wechat('cba_link_wechat'),
@@ -196,9 +196,6 @@ class Client {
     const ex = this.ex = (inst.instance || inst).exports;
     const a = this.put([utf8(this.o.env), utf8(this.o.clientId || ''), seed]);
     this.check(ex.cba_init(Date.now(), a[0], a[1], a[2], a[3], a[4]));
-    // Without a baseUrl, the env's CloudBase origin (the engine knows it).
-    this.origin = (this.o.baseUrl || ex.cba_default_origin() && this.rec()(REC.origin)[0])
-      .replace(/\/+$/, '');
     let stored;
     try { stored = this.host.get(this.key); } catch (e) { /* unreadable: start fresh */ }
     if (stored) {
@@ -288,7 +285,11 @@ class Client {
   }
 
   send([gen, seq, method, path, lines, hasBody, body]) {
-    const url = this.origin + path, headers = {}, data = hasBody ? body : undefined;
+    // Without a baseUrl, the env's CloudBase origin (the engine knows it); worked out at
+    // the first request, not at start.
+    const origin = this.origin || (this.origin = (this.o.baseUrl ||
+      this.ex.cba_default_origin() && this.rec()(REC.origin)[0]).replace(/\/+$/, ''));
+    const url = origin + path, headers = {}, data = hasBody ? body : undefined;
     for (const line of lines.split('\n')) {
       const i = line.indexOf(': ');
       if (i > 0) headers[line.slice(0, i)] = line.slice(i + 2);
@@ -330,15 +331,19 @@ class Client {
     else p[0](p[2](a[0], a[1]));
   }
 
-  op(name, parts, map) {
+  // Gives a call to the engine once the module is ready, in call order. `fast`: a
+  // getLoginState, which the cached view may answer then (no earlier call still waiting).
+  op(name, parts, map, fast) {
     this.transit++;
-    return this.ready.then(() => new Promise((resolve, reject) => {
+    return this.ready.then(() => {
       this.transit--;
-      if (this.closed) throw new AuthError('CLOSED', 'init() was called again');
-      const id = this.ex[name](Date.now(), ...this.put(parts));
-      if (id >= 0) this.pending[id] = [resolve, reject, map];
-      this.check(id); // drains: may complete `id` at once
-    }));
+      return fast && this.cached() || new Promise((resolve, reject) => {
+        if (this.closed) throw new AuthError('CLOSED', 'init() was called again');
+        const id = this.ex[name](Date.now(), ...this.put(parts));
+        if (id >= 0) this.pending[id] = [resolve, reject, map];
+        this.check(id); // drains: may complete `id` at once
+      });
+    });
   }
 
   wechat(name) {
