@@ -312,7 +312,7 @@ class Client {
   }
 
   emit(to) {
-    const s = this.ex.cba_is_signed_in(to) ? this.state() : null;
+    const s = this.listeners.length && this.ex.cba_is_signed_in(to) ? this.state() : null;
     if (s && this.replaced) s.replaced = true;
     this.replaced = false;
     for (const cb of this.listeners.slice()) this.tell(cb, s);
