@@ -4,8 +4,9 @@
 # (npm ci from benches/js/package-lock.json) when node_modules is missing or came from
 # another lock file, then runs `node benches/js/bench.js "$@"` (see benches/js/README.md).
 # BENCH_BUILD=1 rebuilds the module and the facade first (scripts/build-wasm.sh);
-# otherwise the committed files are measured. Bounded by `timeout` (BENCH_TIMEOUT s,
-# default 900).
+# otherwise the committed files are measured. BENCH_BASELINE=REV (a git revision, say
+# main) also measures that revision's two files in the same rounds (--baseline). Bounded
+# by `timeout` (BENCH_TIMEOUT s, default 900).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -30,4 +31,14 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   printf '%s\n' "$want" >"$stamp"
 fi
 
-exec timeout --kill-after=10 "${BENCH_TIMEOUT:-900}" node "$DIR/bench.js" "$@"
+args=()
+if [ -n "${BENCH_BASELINE:-}" ]; then
+  base=$(mktemp -d)
+  trap 'rm -rf "$base"' EXIT
+  for f in cloudbase-auth.min.js cloudbase_auth.wasm; do
+    git show "$BENCH_BASELINE:adapters/wasm/js/$f" >"$base/$f" || die "no $f at $BENCH_BASELINE"
+  done
+  args=(--baseline "$base")
+fi
+
+timeout --kill-after=10 "${BENCH_TIMEOUT:-900}" node "$DIR/bench.js" "${args[@]}" "$@"

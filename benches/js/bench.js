@@ -5,6 +5,10 @@
 // (standin.js), with the same signed-in WeChat session in storage and no network.
 //
 //   node bench.js [--rounds N] [--warm N] [--launch-gap MS] [--json FILE] [--package DIR]
+//                 [--baseline DIR]
+// --package: the directory with our two files (default adapters/wasm/js); --baseline:
+// another build of them (say, the main branch's), measured in the same rounds as a third
+// client ("before" column).
 //
 // Every figure comes from separate Node processes (child.js), interleaved: each round
 // runs every kind of process once for both clients, in an order that rotates per round.
@@ -45,6 +49,7 @@ const ROUNDS = Math.min(Math.max(Number(arg('--rounds', 20)), 1), 200);
 const WARM = Math.min(Math.max(Number(arg('--warm', 15)), 1), ROUNDS);
 const JSON_OUT = arg('--json', null);
 const OURS = path.resolve(arg('--package', path.join(ROOT, 'adapters/wasm/js')));
+const BASE = arg('--baseline', null) && path.resolve(arg('--baseline'));
 const GAP = String(Math.min(Math.max(Number(arg('--launch-gap', 50)), 0), 1000));
 
 const sdkPkg = JSON.parse(fs.readFileSync(path.join(HERE, 'node_modules/@cloudbase/js-sdk/package.json'), 'utf8'));
@@ -52,14 +57,23 @@ if (sdkPkg.version !== SDK_VERSION) throw new Error(`@cloudbase/js-sdk ${sdkPkg.
 const SDK_FILES = ['app.js', 'auth.js'].map((f) => path.join(HERE, 'node_modules/@cloudbase/js-sdk/miniprogram_dist', f));
 const OUR_FILES = ['cloudbase-auth.min.js', 'cloudbase_auth.wasm'].map((f) => path.join(OURS, f));
 
-// The code package: ours at /cloudbase-auth/, as the guide lays it out.
+// The code packages: ours at /cloudbase-auth/, as the guide lays it out.
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cba-bench-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
-fs.mkdirSync(path.join(tmp, 'cloudbase-auth'));
-for (const f of OUR_FILES) fs.copyFileSync(f, path.join(tmp, 'cloudbase-auth', path.basename(f)));
+const pkgs = { ours: path.join(tmp, 'ours'), base: path.join(tmp, 'base') };
+for (const [who, dir] of [['ours', OURS]].concat(BASE ? [['base', BASE]] : [])) {
+  fs.mkdirSync(path.join(pkgs[who], 'cloudbase-auth'), { recursive: true });
+  for (const f of ['cloudbase-auth.min.js', 'cloudbase_auth.wasm']) {
+    fs.copyFileSync(path.join(dir, f), path.join(pkgs[who], 'cloudbase-auth', f));
+  }
+}
+const CLIENTS = ['ours', 'sdk'].concat(BASE ? ['base'] : []);
 
-function child(mode, client, storageFile) {
-  const args = [path.join(HERE, 'child.js'), mode, client, tmp].concat(storageFile ? [storageFile, GAP] : []);
+// A measured process of `who` (ours, sdk, base, floor, bare).
+function child(mode, who, storageFile) {
+  const client = who === 'sdk' || who === 'floor' ? who : 'ours';
+  const pkg = who === 'base' ? pkgs.base : pkgs.ours;
+  const args = [path.join(HERE, 'child.js'), who === 'bare' ? 'bare' : mode, client, pkg].concat(storageFile ? [storageFile, GAP] : []);
   const a = performance.now();
   const r = spawnSync(process.execPath, args, { cwd: HERE, encoding: 'utf8', timeout: CHILD_TIMEOUT_MS });
   const wallMs = performance.now() - a;
@@ -70,7 +84,7 @@ function child(mode, client, storageFile) {
 // --- the stored sessions: one WeChat sign-in per client against the canned backend -----
 const stores = {};
 const storedBytes = {};
-for (const client of ['ours', 'sdk']) {
+for (const client of CLIENTS) {
   const { storage } = child('prepare', client);
   stores[client] = path.join(tmp, `${client}-storage.json`);
   fs.writeFileSync(stores[client], JSON.stringify(storage));
@@ -79,13 +93,14 @@ for (const client of ['ours', 'sdk']) {
 }
 
 // --- the interleaved runs --------------------------------------------------------------
-const runs = { cold: { ours: [], sdk: [] }, warm: { ours: [], sdk: [], floor: [] }, e2e: { ours: [], sdk: [], bare: [] } };
+const runs = { cold: { ours: [], sdk: [], base: [] }, warm: { ours: [], sdk: [], floor: [], base: [] }, e2e: { ours: [], sdk: [], bare: [], base: [] } };
 for (let round = 0; round < ROUNDS; round++) {
-  const jobs = [['cold', 'ours'], ['cold', 'sdk'], ['e2e', 'ours'], ['e2e', 'sdk'], ['e2e', 'bare']];
-  if (round < WARM) jobs.push(['warm', 'ours'], ['warm', 'sdk'], ['warm', 'floor']);
+  const jobs = [['e2e', 'bare']];
+  for (const who of CLIENTS) jobs.push(['cold', who], ['e2e', who]);
+  if (round < WARM) jobs.push(['warm', 'floor'], ...CLIENTS.map((who) => ['warm', who]));
   const shift = round % jobs.length; // rotate, so no kind always runs first
   for (const [mode, who] of jobs.slice(shift).concat(jobs.slice(0, shift))) {
-    const r = who === 'bare' ? child('bare', 'ours', stores.ours) : child(mode, who, stores[who === 'floor' ? 'ours' : who]);
+    const r = child(mode, who, stores[who === 'floor' || who === 'bare' ? 'ours' : who]);
     if (r.requests) throw new Error(`${mode} ${who}: ${r.requests} network requests (the session should restore from storage)`);
     if (r.nulls) throw new Error(`${mode} ${who}: getLoginState() was null ${r.nulls} times`);
     runs[mode][who].push(r);
@@ -104,47 +119,49 @@ const bareCpu = med('e2e', 'bare', (r) => r.readyCpuMs);
 const size = (files, gz) => files.reduce((n, f) => n + (gz ? zlib.gzipSync(fs.readFileSync(f), { level: 9 }).length : fs.statSync(f).size), 0);
 
 const MB = 1048576;
-// [figure, ours, sdk, unit, floor]: the floor (a process whose getLoginState returns one
-// settled promise) is the harness's own share of the per-call and memory figures.
-const warm = (f, unit) => [med('warm', 'ours', f), med('warm', 'sdk', f), unit, med('warm', 'floor', f)];
-const rows = [
-  [`cold load: require() in a fresh process (median of ${ROUNDS})`, med('cold', 'ours', (r) => r.requireMs), med('cold', 'sdk', (r) => r.requireMs), 'ms'],
-  ['cold load: require(), CPU time', med('cold', 'ours', (r) => r.requireCpuMs), med('cold', 'sdk', (r) => r.requireCpuMs), 'ms'],
-  ['cold load + install() (ours: starts loading the module) / registerAuth (SDK)', med('cold', 'ours', (r) => r.loadMs), med('cold', 'sdk', (r) => r.loadMs), 'ms'],
-  ['cold load + install() / registerAuth, CPU time', med('cold', 'ours', (r) => r.loadCpuMs), med('cold', 'sdk', (r) => r.loadCpuMs), 'ms'],
-  [`warm start: init + auth() → first getLoginState() non-null, ${GAP} ms after load (median of ${WARM})`, ...warm((r) => r.warmMs, 'ms').slice(0, 3)],
-  ['warm start, CPU time (all threads)', ...warm((r) => r.warmCpuMs, 'ms').slice(0, 3)],
-  [`warm start with no launch gap: init right after load → logged in (median of ${ROUNDS})`,
-    med('e2e', 'ours', (r) => r.noGapMs), med('e2e', 'sdk', (r) => r.noGapMs), 'ms'],
-  [`process start → logged in, minus bare (median of ${ROUNDS})`,
-    med('e2e', 'ours', (r) => r.loggedInMs) - bare, med('e2e', 'sdk', (r) => r.loggedInMs) - bare, 'ms'],
-  ['process start → logged in, minus bare, CPU time (all threads)',
-    med('e2e', 'ours', (r) => r.loggedInCpuMs) - bareCpu, med('e2e', 'sdk', (r) => r.loggedInCpuMs) - bareCpu, 'ms'],
-  [`getLoginState() per call, median (10,000 calls; median of ${WARM} processes)`, ...warm((r) => r.medianUs, 'µs')],
-  ['getLoginState() per call, p99', ...warm((r) => r.p99Us, 'µs')],
-  ['RSS growth over the 10,000 calls', ...warm((r) => r.rssLoop / MB, 'MB')],
-  ['heap growth over the 10,000 calls', ...warm((r) => r.heapLoop / MB, 'MB')],
-  ['RSS growth over 10,000 more calls (steady)', ...warm((r) => r.rssSteady / MB, 'MB')],
-  ['heap growth over 10,000 more calls (steady)', ...warm((r) => r.heapSteady / MB, 'MB')],
-  ['heap added by load + logged in', ...warm((r) => r.heapClient / MB, 'MB').slice(0, 3)],
-  ['RSS added by load + logged in', ...warm((r) => r.rssClient / MB, 'MB').slice(0, 3)],
-  ['bytes shipped (raw)', size(OUR_FILES, false), size(SDK_FILES, false), 'B'],
-  ['bytes shipped (gzip -9)', size(OUR_FILES, true), size(SDK_FILES, true), 'B'],
-  ['bytes stored (keys + JSON values)', storedBytes.ours, storedBytes.sdk, 'B'],
+// One figure for every client: { ours, sdk, base } (base only with --baseline), less `dx`.
+const all = (mode, f, dx = 0) => Object.fromEntries(CLIENTS.map((who) => [who, med(mode, who, f) - dx]));
+// The floor (a process whose getLoginState returns one settled promise): the harness's own
+// share of the per-call and memory figures.
+const floor = (f) => med('warm', 'floor', f);
+const fixed = (ours, sdk, base) => ({ ours, sdk, base });
+const bytesOf = (dir) => ['cloudbase-auth.min.js', 'cloudbase_auth.wasm'].map((f) => path.join(dir, f));
+const rows = [ // [figure, unit, values, floor]
+  [`cold load: require() in a fresh process (median of ${ROUNDS})`, 'ms', all('cold', (r) => r.requireMs)],
+  ['cold load: require(), CPU time', 'ms', all('cold', (r) => r.requireCpuMs)],
+  ['cold load + install() (ours: starts loading the module) / registerAuth (SDK)', 'ms', all('cold', (r) => r.loadMs)],
+  ['cold load + install() / registerAuth, CPU time', 'ms', all('cold', (r) => r.loadCpuMs)],
+  [`warm start: init + auth() → first getLoginState() non-null, ${GAP} ms after load (median of ${WARM})`, 'ms', all('warm', (r) => r.warmMs)],
+  ['warm start, CPU time (all threads)', 'ms', all('warm', (r) => r.warmCpuMs)],
+  [`warm start with no launch gap: init right after load → logged in (median of ${ROUNDS})`, 'ms', all('e2e', (r) => r.noGapMs)],
+  [`process start → logged in, minus bare (median of ${ROUNDS})`, 'ms', all('e2e', (r) => r.loggedInMs, bare)],
+  ['process start → logged in, minus bare, CPU time (all threads)', 'ms', all('e2e', (r) => r.loggedInCpuMs, bareCpu)],
+  [`getLoginState() per call, median (10,000 calls; median of ${WARM} processes)`, 'µs', all('warm', (r) => r.medianUs), floor((r) => r.medianUs)],
+  ['getLoginState() per call, p99', 'µs', all('warm', (r) => r.p99Us), floor((r) => r.p99Us)],
+  ['RSS growth over the 10,000 calls', 'MB', all('warm', (r) => r.rssLoop / MB), floor((r) => r.rssLoop / MB)],
+  ['heap growth over the 10,000 calls', 'MB', all('warm', (r) => r.heapLoop / MB), floor((r) => r.heapLoop / MB)],
+  ['RSS growth over 10,000 more calls (steady)', 'MB', all('warm', (r) => r.rssSteady / MB), floor((r) => r.rssSteady / MB)],
+  ['heap growth over 10,000 more calls (steady)', 'MB', all('warm', (r) => r.heapSteady / MB), floor((r) => r.heapSteady / MB)],
+  ['heap added by load + logged in', 'MB', all('warm', (r) => r.heapClient / MB)],
+  ['RSS added by load + logged in', 'MB', all('warm', (r) => r.rssClient / MB)],
+  ['bytes shipped (raw)', 'B', fixed(size(OUR_FILES, false), size(SDK_FILES, false), BASE && size(bytesOf(BASE), false))],
+  ['bytes shipped (gzip -9)', 'B', fixed(size(OUR_FILES, true), size(SDK_FILES, true), BASE && size(bytesOf(BASE), true))],
+  ['bytes stored (keys + JSON values)', 'B', fixed(storedBytes.ours, storedBytes.sdk, storedBytes.base)],
 ];
 
-const fmt = (v, unit) => v === undefined ? '—' : unit === 'B' ? `${Math.round(v).toLocaleString('en-US')} B`
+const fmt = (v, unit) => v === undefined || v === null || Number.isNaN(v) ? '—'
+  : unit === 'B' ? `${Math.round(v).toLocaleString('en-US')} B`
   : `${Math.abs(v) < 10 ? v.toFixed(2) : v.toFixed(1)} ${unit}`;
 const ratio = (ours, sdk) => !(ours > 0) || !(sdk > 0) ? '—' : sdk / ours >= 10 ? `${(sdk / ours).toFixed(0)}×` : `${(sdk / ours).toFixed(2)}×`;
 console.log(`Node ${process.version}, launch gap ${GAP} ms, ${os.cpus().length} CPUs (${os.cpus()[0].model}), load average ${os.loadavg()[0].toFixed(1)}; bare process ${bare.toFixed(1)} ms (CPU ${bareCpu.toFixed(1)} ms)`);
-console.log('| figure | ours | @cloudbase/js-sdk 2.32.0 | SDK / ours | harness floor |');
-console.log('|---|---:|---:|---:|---:|');
-for (const [figure, ours, sdk, unit, floor] of rows) {
-  console.log(`| ${figure} | ${fmt(ours, unit)} | ${fmt(sdk, unit)} | ${ratio(ours, sdk)} | ${fmt(floor, unit)} |`);
+console.log(`| figure | ours | @cloudbase/js-sdk ${SDK_VERSION} | SDK / ours |${BASE ? ' before (--baseline) |' : ''} harness floor |`);
+console.log(`|---|---:|---:|---:|${BASE ? '---:|' : ''}---:|`);
+for (const [figure, unit, v, fl] of rows) {
+  console.log(`| ${figure} | ${fmt(v.ours, unit)} | ${fmt(v.sdk, unit)} | ${ratio(v.ours, v.sdk)} |${BASE ? ` ${fmt(v.base, unit)} |` : ''} ${fmt(fl, unit)} |`);
 }
 if (JSON_OUT) {
   fs.writeFileSync(JSON_OUT, JSON.stringify({
     node: process.version, rounds: ROUNDS, warm: WARM, bareMs: bare,
-    rows: rows.map(([figure, ours, sdk, unit, floor]) => ({ figure, ours, sdk, unit, floor })), runs,
+    rows: rows.map(([figure, unit, values, fl]) => ({ figure, unit, ...values, floor: fl })), runs,
   }, null, 1));
 }
