@@ -23,11 +23,14 @@
 //          median of --warm (default 15) processes; a "floor" process runs the same
 //          loop over a getLoginState that returns one settled promise (the harness's
 //          own share)
-//   e2e    time from the process's start (performance.timeOrigin) to the first non-null
-//          getLoginState() (load, then init at once: no launch gap), minus the same for
-//          a process that loads the stand-in and the stored session but no client
-//          ("bare") — median of --rounds; also init → logged in with no gap. (The
-//          spawn-to-exit wall times are in the --json output.)
+//   e2e    a process that loads the client and calls init at once (no launch gap) until
+//          the first non-null getLoginState(): the client's share of "process start →
+//          logged in" is the time from just before its require() to then, in the same
+//          process (wall and CPU) — what the process takes beyond one that loads the
+//          stand-in and the stored session but no client, without the start-up noise of
+//          Node itself, which the figure "minus a bare process" (timeOrigin → logged in,
+//          minus the same for a "bare" process) also shows — median of --rounds; also
+//          init → logged in with no gap. (Spawn-to-exit wall times: --json output.)
 // plus bytes shipped (raw and gzip -9) and bytes stored (keys + JSON values).
 
 const { spawnSync } = require('node:child_process');
@@ -134,8 +137,9 @@ const rows = [ // [figure, unit, values, floor]
   [`warm start: init + auth() → first getLoginState() non-null, ${GAP} ms after load (median of ${WARM})`, 'ms', all('warm', (r) => r.warmMs)],
   ['warm start, CPU time (all threads)', 'ms', all('warm', (r) => r.warmCpuMs)],
   [`warm start with no launch gap: init right after load → logged in (median of ${ROUNDS})`, 'ms', all('e2e', (r) => r.noGapMs)],
-  [`process start → logged in, minus bare (median of ${ROUNDS})`, 'ms', all('e2e', (r) => r.loggedInMs, bare)],
-  ['process start → logged in, minus bare, CPU time (all threads)', 'ms', all('e2e', (r) => r.loggedInCpuMs, bareCpu)],
+  [`process start → logged in, the client's share: require() → logged in, no gap (median of ${ROUNDS})`, 'ms', all('e2e', (r) => r.clientMs)],
+  ["process start → logged in, the client's share, CPU time (all threads)", 'ms', all('e2e', (r) => r.clientCpuMs)],
+  [`process start → logged in, minus a bare process (median of ${ROUNDS}; Node start-up noise)`, 'ms', all('e2e', (r) => r.loggedInMs, bare)],
   [`getLoginState() per call, median (10,000 calls; median of ${WARM} processes)`, 'µs', all('warm', (r) => r.medianUs), floor((r) => r.medianUs)],
   ['getLoginState() per call, p99', 'µs', all('warm', (r) => r.p99Us), floor((r) => r.p99Us)],
   ['RSS growth over the 10,000 calls', 'MB', all('warm', (r) => r.rssLoop / MB), floor((r) => r.rssLoop / MB)],
