@@ -410,7 +410,15 @@ function install(defaults) {
   if (typeof WXWebAssembly === 'object') {
     const path = defaults && defaults.wasm || WASM;
     early = { path, inst: WXWebAssembly.instantiate(path, IMPORTS), seed: seed() };
-    early.inst.catch(() => {}); // reported by init()'s calls
+    // Engines compile wasm functions on their first call: call the start-up exports once
+    // now, with no arguments (refused before they reach the engine: no time, then not
+    // drained), and drain, so that init() finds them compiled.
+    early.inst.then((i) => {
+      const x = (i.instance || i).exports;
+      x.cba_init();
+      x.cba_restore();
+      x.cba_poll();
+    }, () => {}); // a failed load is reported by init()'s calls
   }
   const add = {
     init(o) {
