@@ -115,10 +115,13 @@ wasm-metadce "${FEATURES[@]}" --graph-file "$tmp/graph.json" "$tmp/a.wasm" -o "$
 wasm-opt -Oz "${FEATURES[@]}" "$tmp/b.wasm" -o "$JS/cloudbase_auth.wasm"
 
 # The Mini Program copy of the facade: MINIPROGRAM set to true, so the Node/browser host
-# compiles out; ES2017 kept.
+# compiles out; ES2017 kept. The client's own fields and methods are renamed too (PRIVATE:
+# never a name of the API, of wx, of an option or of a typed array method).
 sed 's/^const MINIPROGRAM = false;$/const MINIPROGRAM = true;/' "$JS/index.js" >"$tmp/index.js"
 grep -qx 'const MINIPROGRAM = true;' "$tmp/index.js" || die "no 'const MINIPROGRAM = false;' line in $JS/index.js"
+PRIVATE='^(pending|listeners|transit|ready|ex|origin|booted|closed|timer|replaced|view|until|host|boot|cached|close|put|rec|err|check|drain|arm|send|save|emit|tell|done|op|wechat|frozen|state|key|load|seed|request|remove|login)$'
 "$JS/node_modules/.bin/terser" "$tmp/index.js" --ecma 2017 --toplevel --mangle \
+  --mangle-props "builtins=true,regex=/$PRIVATE/" \
   --compress "passes=3,ecma=2017" \
   --format "ecma=2017,preamble='// cloudbase-auth for WeChat Mini Programs: minified from index.js by scripts/build-wasm.sh'" \
   -o "$JS/cloudbase-auth.min.js"

@@ -39,7 +39,10 @@ export interface LoginState {
 
 /** The `wx.cloud.auth()` object. */
 export interface Auth {
-  /** The current session, refreshed first when due; `null` when not signed in. */
+  /**
+   * The current session, refreshed first when due; `null` when not signed in. The state
+   * is frozen, and calls made while the session is unchanged get the same object.
+   */
   getLoginState(): Promise<LoginState | null>;
   /** Signs in as an anonymous user (reuses a current anonymous session). */
   signInAnonymously(): Promise<LoginState>;

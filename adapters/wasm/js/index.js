@@ -62,7 +62,11 @@ function utf8(s) {
 }
 
 function text(b) {
-  let s = '';
+  // ASCII (tokens, ids, base64) in one builtin call rather than a loop per byte, which
+  // matters on a cold start, before the loop is compiled.
+  let s = String.fromCharCode.apply(null, b);
+  if (!/[\x80-\xff]/.test(s)) return s;
+  s = '';
   for (let i = 0; i < b.length;) {
     const c = b[i++];
     let n = c > 0xef ? 3 : c > 0xdf ? 2 : c > 0xbf ? 1 : 0;
@@ -100,13 +104,20 @@ function call(name, opts) { // a wx API in callback style, as a promise
   return new Promise((ok, fail) => wx[name](Object.assign({ success: ok, fail }, opts)));
 }
 
+const WASM = '/cloudbase-auth/cloudbase_auth.wasm';
+const seed = () => wx.getRandomValues
+  ? call('getRandomValues', { length: 16 }).then((r) => bytes(r.randomValues), weakSeed)
+  : weakSeed();
+// The module and seed install() started at app launch, for the first init() (if it asks
+// for the same path): each instance holds one engine, so only one init() can take them.
+let early = null;
+
 function miniProgramHost(o) {
-  const path = o.wasm || '/cloudbase-auth/cloudbase_auth.wasm';
+  const path = o.wasm || WASM, e = early && early.path === path && early;
+  early = null;
   return {
-    load: () => WXWebAssembly.instantiate(path, IMPORTS),
-    seed: () => wx.getRandomValues
-      ? call('getRandomValues', { length: 16 }).then((r) => bytes(r.randomValues), weakSeed)
-      : weakSeed(),
+    load: () => e ? e.inst : WXWebAssembly.instantiate(path, IMPORTS),
+    seed: () => e ? e.seed : seed(),
     request: (method, url, header, body) => call('request', {
       url, method, header, responseType: 'arraybuffer', data: body && body.buffer,
     }).then((r) => ({ status: r.statusCode, body: bytes(r.data) })),
@@ -159,11 +170,14 @@ class Client {
     this.key = 'cloudbase_auth_' + o.env;
     this.pending = {};
     this.listeners = [];
+    this.transit = 0; // calls made and not yet given to the engine
+    // this.view: the last getLoginState answer (a settled promise, shared by the calls that
+    // get it), until an output other than the timeout.
     this.ready = this.boot();
     this.ready.catch(() => {}); // reported by each call
     const c = this;
     this.auth = {
-      getLoginState: () => c.op('cba_get_login_state', [], () => c.state()),
+      getLoginState: () => c.cached() || c.op('cba_get_login_state', [], () => c.frozen(), 1),
       signInAnonymously: () => c.op('cba_sign_in_anonymously', [], () => c.state()),
       signInWithWeChat: () => c.wechat('cba_sign_in_with_wechat'),
       linkWithWeChat: () => c.wechat('cba_link_wechat'),
@@ -182,9 +196,6 @@ class Client {
     const ex = this.ex = (inst.instance || inst).exports;
     const a = this.put([utf8(this.o.env), utf8(this.o.clientId || ''), seed]);
     this.check(ex.cba_init(Date.now(), a[0], a[1], a[2], a[3], a[4]));
-    // Without a baseUrl, the env's CloudBase origin (the engine knows it).
-    this.origin = (this.o.baseUrl || ex.cba_default_origin() && this.rec()(REC.origin)[0])
-      .replace(/\/+$/, '');
     let stored;
     try { stored = this.host.get(this.key); } catch (e) { /* unreadable: start fresh */ }
     if (stored) {
@@ -193,10 +204,26 @@ class Client {
       ex.cba_restore(Date.now(), b[0], b[1]);
       this.drain();
     }
+    this.booted = true;
+  }
+
+  // getLoginState without a call into the engine, while the engine says a call would
+  // complete at once with the session as it is (cba_settled_until) and no earlier call is
+  // on its way to it. drain() drops the view at every output but the timeout.
+  cached() {
+    const now = Date.now();
+    if (this.transit) return;
+    if (this.view === undefined) {
+      if (!this.booted || !((this.until = this.ex.cba_settled_until()) > now)) return;
+      this.view = Promise.resolve(this.frozen());
+    }
+    if (now < this.until) return this.view;
   }
 
   close() {
     this.closed = true;
+    this.booted = false;
+    this.until = 0;
     clearTimeout(this.timer);
     for (const id in this.pending) this.pending[id][1](new AuthError('CLOSED', 'init() was called again'));
   }
@@ -238,6 +265,7 @@ class Client {
     for (;;) {
       const k = this.ex.cba_poll(), r = this.rec();
       if (k <= TIMEOUT) return this.arm(k ? -1 : r(REC.timeout)[0]);
+      this.view = undefined;
       if (k === TRANSMIT) this.send(r(REC.transmit));
       else if (k === PERSIST) this.save(r(REC.persist)[0]);
       else if (k === CLEAR) this.save('');
@@ -257,7 +285,11 @@ class Client {
   }
 
   send([gen, seq, method, path, lines, hasBody, body]) {
-    const url = this.origin + path, headers = {}, data = hasBody ? body : undefined;
+    // Without a baseUrl, the env's CloudBase origin (the engine knows it); worked out at
+    // the first request, not at start.
+    const origin = this.origin || (this.origin = (this.o.baseUrl ||
+      this.ex.cba_default_origin() && this.rec()(REC.origin)[0]).replace(/\/+$/, ''));
+    const url = origin + path, headers = {}, data = hasBody ? body : undefined;
     for (const line of lines.split('\n')) {
       const i = line.indexOf(': ');
       if (i > 0) headers[line.slice(0, i)] = line.slice(i + 2);
@@ -280,7 +312,7 @@ class Client {
   }
 
   emit(to) {
-    const s = this.ex.cba_is_signed_in(to) ? this.state() : null;
+    const s = this.listeners.length && this.ex.cba_is_signed_in(to) ? this.state() : null;
     if (s && this.replaced) s.replaced = true;
     this.replaced = false;
     for (const cb of this.listeners.slice()) this.tell(cb, s);
@@ -299,13 +331,19 @@ class Client {
     else p[0](p[2](a[0], a[1]));
   }
 
-  op(name, parts, map) {
-    return this.ready.then(() => new Promise((resolve, reject) => {
-      if (this.closed) throw new AuthError('CLOSED', 'init() was called again');
-      const id = this.ex[name](Date.now(), ...this.put(parts));
-      if (id >= 0) this.pending[id] = [resolve, reject, map];
-      this.check(id); // drains: may complete `id` at once
-    }));
+  // Gives a call to the engine once the module is ready, in call order. `fast`: a
+  // getLoginState, which the cached view may answer then (no earlier call still waiting).
+  op(name, parts, map, fast) {
+    this.transit++;
+    return this.ready.then(() => {
+      this.transit--;
+      return fast && this.cached() || new Promise((resolve, reject) => {
+        if (this.closed) throw new AuthError('CLOSED', 'init() was called again');
+        const id = this.ex[name](Date.now(), ...this.put(parts));
+        if (id >= 0) this.pending[id] = [resolve, reject, map];
+        this.check(id); // drains: may complete `id` at once
+      });
+    });
   }
 
   wechat(name) {
@@ -327,6 +365,13 @@ class Client {
       credential: { accessToken: token, tokenType: type, accessTokenExpire: expires },
       user: this.user(),
     };
+  }
+
+  // getLoginState's answer: shared by the calls that get it from the cache, so read-only.
+  frozen() {
+    const s = this.state();
+    if (s) [s.credential, s.user, s].forEach(Object.freeze);
+    return s;
   }
 
   user() {
@@ -362,6 +407,19 @@ function auth() {
 // keeping its other members (and calling its own init).
 function install(defaults) {
   const cloud = wx.cloud || (wx.cloud = {}), own = cloud.init;
+  if (typeof WXWebAssembly === 'object') {
+    const path = defaults && defaults.wasm || WASM;
+    early = { path, inst: WXWebAssembly.instantiate(path, IMPORTS), seed: seed() };
+    // Engines compile wasm functions on their first call: call the start-up exports once
+    // now, with no arguments (refused before they reach the engine: no time, then not
+    // drained), and drain, so that init() finds them compiled.
+    early.inst.then((i) => {
+      const x = (i.instance || i).exports;
+      x.cba_init();
+      x.cba_restore();
+      x.cba_poll();
+    }, () => {}); // a failed load is reported by init()'s calls
+  }
   const add = {
     init(o) {
       init(Object.assign({}, defaults, o));
@@ -374,6 +432,6 @@ function install(defaults) {
   return wx.cloud;
 }
 
-module.exports = {
-  init, auth, install, AuthError, _codec: { utf8, text }, _abi: { REC, reader, TRANSMIT },
-};
+module.exports = { init, auth, install, AuthError };
+// For the tests of index.js (the Mini Program copy leaves them out).
+if (!MINIPROGRAM) Object.assign(module.exports, { _codec: { utf8, text }, _abi: { REC, reader, TRANSMIT } });

@@ -145,6 +145,18 @@ pub fn cba_is_signed_in(state: u32) -> u32 {
     u32::from(state.is_some_and(|s| s.is_signed_in()))
 }
 
+/// Until when (host ms, exclusive, at most 2^53) `cba_get_login_state` would complete at
+/// once with the session as it is now, if no other input comes first; `-1` when a call
+/// now would wait, start a request or fire a timer. The facade answers `getLoginState`
+/// from its copy of the session until then, and drops that copy at any output other
+/// than the timeout ([`cloudbase_auth_core::Engine::login_state_settled_until`]).
+pub fn cba_settled_until() -> f64 {
+    arena::with(|h| match h.engine.login_state_settled_until() {
+        Some(t) => t.min(crate::abi::TIME_MAX) as f64,
+        None => -1.0,
+    })
+}
+
 /// Writes the session record; `1`, or `0` when signed out.
 pub fn cba_session() -> f64 {
     call(|h| h.session())

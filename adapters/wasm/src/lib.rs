@@ -35,7 +35,7 @@
 //! an input before that is refused with [`abi::arg::NOT_DRAINED`] and changes nothing.
 //! The timeout record's deadline is when to call `cba_handle_timeout` next. Reads
 //! (`cba_login_state`, `cba_session`, `cba_user`, `cba_default_origin`,
-//! `cba_is_signed_in`) may come at any time; every export overwrites the record of the
+//! `cba_is_signed_in`, `cba_settled_until`) may come at any time; every export overwrites the record of the
 //! previous one.
 //!
 //! ## Codes

@@ -109,6 +109,28 @@ impl Engine {
         }
     }
 
+    /// Until when `get_login_state` answers at once, as `dispatch` and the timers decide:
+    /// see [`Engine::login_state_settled_until`].
+    pub(super) fn settled_until(&self) -> Option<u64> {
+        let session = self.login.session();
+        let until = match self.inflight {
+            _ if self.login.state() == LoginState::Uninitialized => return None,
+            // Callers wait for a sign-in or a refresh.
+            Some(f) if f.task.is_sign_in() || f.task == Task::Refresh => return None,
+            // Another request: answered at once while the token is unexpired, until the
+            // request times out (its timer is the only one armed).
+            Some(f) => session.map_or(f.deadline, |s| s.expires_at.min(f.deadline)),
+            None => match session {
+                None => u64::MAX,
+                // A refresh is due at `refresh_at` (the backoff delays only its timer).
+                Some(s) if s.refresh_token.is_some() => s.refresh_at.min(s.expires_at),
+                // The expiry timer ends the session.
+                Some(s) => s.expires_at,
+            },
+        };
+        (until > self.now).then_some(until)
+    }
+
     pub(super) fn wait(&mut self, op: OpId, call: Call) {
         if self.waiters.push(Waiter { op, call }).is_err() {
             self.complete(op, Err(ApiMisuse::Busy.into()));

@@ -425,6 +425,17 @@ impl Engine {
 
     // ----- reads --------------------------------------------------------------------
 
+    /// Until when (host ms, exclusive) a [`Engine::get_login_state`] would complete at
+    /// once with the login state and session as they are now, changing nothing else —
+    /// provided no other input comes first. `None`: a call now would wait (a sign-in or
+    /// refresh is in flight, a refresh is due) or fire a timer; `Some(u64::MAX)`: no time
+    /// limit. A host may answer `getLoginState` from its own copy of
+    /// [`Engine::session`] and [`Engine::user`] until then, as long as it drops that copy
+    /// at the next output other than [`Output::Timeout`].
+    pub fn login_state_settled_until(&self) -> Option<u64> {
+        self.settled_until()
+    }
+
     /// The current login state.
     pub fn login_state(&self) -> LoginState {
         self.login.state()

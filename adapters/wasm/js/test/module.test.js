@@ -122,6 +122,21 @@ test('a whole session uses well under the 64 KiB stack', () => {
   assert.ok(used > 1000 && used <= 32768, String(used));
 });
 
+test('the calls install() makes to compile the start-up exports change nothing', () => {
+  // install() calls cba_init(), cba_restore() and cba_poll() with no arguments on the
+  // module it loads at launch; the first init() must still find a fresh engine.
+  const ex = new WebAssembly.Instance(module_, {}).exports;
+  assert.equal(ex.cba_init(), -(1 * 256 + 3), 'refused: no time');
+  assert.equal(ex.cba_restore(), -(1 * 256 + 5), 'refused: not drained');
+  assert.equal(ex.cba_poll(), 0, 'drained');
+  assert.equal(ex.cba_login_state(), 0, 'still uninitialised');
+  const base = ex.cba_buf(), env = Buffer.from('prime-env-1');
+  new Uint8Array(ex.memory.buffer, base, 64).set(env);
+  assert.equal(ex.cba_init(Date.now(), base, env.length, 0, 0, base + 32), 0);
+  assert.equal(ex.cba_poll(), 4, 'Uninitialized → Initialized');
+  assert.equal(ex.cba_login_state(), 1);
+});
+
 test('both facade files are plain ES2017 CommonJS', () => {
   for (const file of [SRC, MIN]) {
     assert.doesNotThrow(() => acorn.parse(fs.readFileSync(file, 'utf8'), { ecmaVersion: 2017, sourceType: 'script' }), file);

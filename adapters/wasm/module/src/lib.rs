@@ -47,6 +47,7 @@ export! {
     cba_poll() -> f64;
     cba_login_state() -> u32;
     cba_is_signed_in(state: u32) -> u32;
+    cba_settled_until() -> f64;
     cba_session() -> f64;
     cba_user() -> f64;
     cba_default_origin() -> f64;

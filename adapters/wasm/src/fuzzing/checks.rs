@@ -4,7 +4,7 @@
 
 use super::MAX_POLLS;
 use crate::abi::{self, EXCHANGE_LEN, OUTPUTS, arg};
-use crate::exports::{cba_login_state, cba_poll, cba_session, cba_user};
+use crate::exports::{cba_login_state, cba_poll, cba_session, cba_settled_until, cba_user};
 use crate::reader::{self, Check, OutputRecord, SessionRecord};
 use crate::with_exchange;
 use cloudbase_auth_core::{Error, LoginState, SnapshotError};
@@ -73,13 +73,14 @@ pub(super) enum Returns {
     Delivery,
 }
 
-/// What the reads show: login state, session record, user record. A refused input must
-/// leave them as they were.
+/// What the reads show: login state, session record, user record, how long the login
+/// state holds. A refused input must leave them as they were.
 #[derive(PartialEq, Debug)]
 pub(super) struct Reads {
     state: u32,
     session: Option<SessionRecord>,
     user: Option<[String; 5]>,
+    settled_until: f64,
 }
 
 /// What the docs say must happen next, from what the calls so far returned.
@@ -283,9 +284,23 @@ pub(super) fn reads() -> Reads {
     assert!(u == 0.0 || u == 1.0, "cba_user returned {u}");
     let user = (u == 1.0).then(|| record("user", |r| r.user()));
     assert_eq!(u == 1.0, signed_in, "user vs login state {state}");
+    // A host may cache the login state until then: never past the token's expiry.
+    let settled_until = cba_settled_until();
+    assert!(
+        settled_until == -1.0 || (0.0..=abi::TIME_MAX as f64).contains(&settled_until),
+        "cba_settled_until returned {settled_until}"
+    );
+    if let (Some(s), true) = (&session, settled_until >= 0.0) {
+        assert!(
+            settled_until <= s.expires_at,
+            "settled until {settled_until}, after the token expires at {}",
+            s.expires_at
+        );
+    }
     Reads {
         state,
         session,
         user,
+        settled_until,
     }
 }

@@ -315,3 +315,31 @@ fn the_engine_tells_the_default_origin_and_which_states_are_signed_in() {
     assert_eq!(cba_is_signed_in(u32::MAX), 0);
     assert_eq!(cba_is_signed_in(256 + 2), 0);
 }
+
+/// `cba_settled_until`: no window before init, no limit while signed out, the refresh
+/// time of a session, none while a sign-in is in flight.
+#[test]
+fn the_engine_tells_how_long_the_login_state_holds() {
+    let _g = fresh();
+    assert_eq!(cba_settled_until(), -1.0, "nothing before init");
+    init(T0);
+    assert_eq!(cba_settled_until(), TIME_MAX as f64, "signed out: no limit");
+    let op = cba_sign_in_anonymously(T0);
+    assert!(op >= 1.0);
+    let t = transmits(&drain()).remove(0);
+    assert_eq!(
+        cba_settled_until(),
+        -1.0,
+        "a sign-in in flight: callers wait"
+    );
+    let me = transmits(&respond(T0, &t, 200, &creds("100", "anonymous"))).remove(0);
+    respond(T0, &me, 200, r#"{"sub":"100"}"#);
+    assert_eq!(cba_session(), 1.0);
+    let s = read(|r| r.session());
+    assert_eq!(
+        cba_settled_until(),
+        s.refresh_at,
+        "until the refresh is due"
+    );
+    assert!(s.refresh_at > T0);
+}
