@@ -179,12 +179,8 @@ impl<'a> Reader<'a> {
         let mut fits = true;
         loop {
             let start = self.pos;
-            let rest = &self.bytes[start..];
-            let len = rest
-                .iter()
-                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-                .unwrap_or(rest.len());
-            self.pos += len;
+            self.pos += plain_run(&self.bytes[start..]);
+            let len = self.pos - start;
             if len > 0 {
                 // The document is UTF-8 and a run stops only at an ASCII byte or at the
                 // end, so it is whole characters; `get` re-checks just the two ends.
@@ -453,6 +449,23 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Length of the leading run of `bytes` that a JSON string holds as is: up to the first
+/// `"`, `\` or control byte. Tested 16 bytes at a time without an early exit inside a
+/// block, which the compiler turns into vector compares: tokens are hundreds of bytes
+/// and byte-by-byte scanning was the largest item of a reply's parse in `perf`.
+fn plain_run(bytes: &[u8]) -> usize {
+    let stops = |b: u8| (b == b'"') | (b == b'\\') | (b < 0x20);
+    let mut len = 0;
+    for block in bytes.chunks_exact(16) {
+        if block.iter().fold(false, |any, &b| any | stops(b)) {
+            break;
+        }
+        len += 16;
+    }
+    let rest = &bytes[len..];
+    len + rest.iter().position(|&b| stops(b)).unwrap_or(rest.len())
+}
+
 fn is_zero_with_exponent(n: &[u8]) -> bool {
     // `0e5`, `0.0E1`: digits 1-9 appear only in the exponent.
     let mantissa_end = n
@@ -567,6 +580,28 @@ mod tests {
             Err(WireError::TooLong { field: "f" })
         );
         assert_eq!(read_str(r#""a\nb\tc""#).unwrap(), "a\nb\tc");
+    }
+
+    #[test]
+    fn a_plain_run_ends_at_the_first_stop_in_any_block() {
+        for len in 0..50 {
+            for stop in [b'"', b'\\', b'\n', 0x1f] {
+                for at in 0..=len {
+                    let mut bytes = [b'a'; 50];
+                    if at < len {
+                        bytes[at] = stop;
+                        // A second stop later must not matter.
+                        bytes[len - 1] = b'"';
+                    }
+                    assert_eq!(
+                        plain_run(&bytes[..len]),
+                        at,
+                        "len {len}, stop {stop} at {at}"
+                    );
+                }
+            }
+        }
+        assert_eq!(plain_run("中文😀 ~\x7f".as_bytes()), 13);
     }
 
     #[test]
