@@ -13,6 +13,9 @@ use crate::error::WireError;
 /// Cursor over one JSON document.
 pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
+    /// The same bytes as text (checked once in [`Reader::new`]), so string runs are
+    /// sliced out without validating them again.
+    text: &'a str,
     pos: usize,
     depth: usize,
 }
@@ -36,9 +39,10 @@ impl<'a> Reader<'a> {
         if bytes.len() > RESPONSE_BODY_MAX {
             return Err(WireError::BodyTooLarge);
         }
-        core::str::from_utf8(bytes).map_err(|_| WireError::NotUtf8)?;
+        let text = core::str::from_utf8(bytes).map_err(|_| WireError::NotUtf8)?;
         Ok(Self {
             bytes,
+            text,
             pos: 0,
             depth: 0,
         })
@@ -125,7 +129,7 @@ impl<'a> Reader<'a> {
                 return Err(self.syntax());
             }
             let mut key = heapless::String::<32>::new();
-            let fits = self.string_with(&mut |c| key.push(c).is_ok())?;
+            let fits = self.string_with(&mut |run| key.push_str(run).is_ok())?;
             if !fits {
                 key.clear();
             }
@@ -166,26 +170,22 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Reads a string, handing each unescaped char to `push`; returns whether every
-    /// `push` accepted (false = did not fit). The whole string is consumed either way.
-    pub(crate) fn string_with(&mut self, push: &mut dyn FnMut(char) -> bool) -> Result<bool> {
+    /// Reads a string, handing its unescaped text to `push` in pieces: each run of
+    /// plain characters as one slice of the document, each escape as its character;
+    /// returns whether every `push` accepted (false = did not fit). The whole string is
+    /// consumed either way.
+    pub(crate) fn string_with(&mut self, push: &mut dyn FnMut(&str) -> bool) -> Result<bool> {
         self.eat(b'"')?;
         let mut fits = true;
         loop {
             let start = self.pos;
-            // Copy the run of plain characters in one go.
-            while let Some(&b) = self.bytes.get(self.pos) {
-                if b == b'"' || b == b'\\' || b < 0x20 {
-                    break;
-                }
-                self.pos += 1;
-            }
-            // The document is valid UTF-8 and the run stops only at ASCII bytes, so
-            // the run is a whole number of characters.
-            if let Ok(run) = core::str::from_utf8(&self.bytes[start..self.pos]) {
-                for c in run.chars() {
-                    fits &= push(c);
-                }
+            self.pos += plain_run(&self.bytes[start..]);
+            let len = self.pos - start;
+            if len > 0 {
+                // The document is UTF-8 and a run stops only at an ASCII byte or at the
+                // end, so it is whole characters; `get` re-checks just the two ends.
+                let run = self.text.get(start..self.pos).ok_or(WireError::NotUtf8)?;
+                fits &= push(run);
             }
             match self.bytes.get(self.pos) {
                 None => return Err(WireError::Truncated),
@@ -197,7 +197,7 @@ impl<'a> Reader<'a> {
                     let at = self.pos;
                     self.pos += 1;
                     let c = self.escape(at)?;
-                    fits &= push(c);
+                    fits &= push(c.encode_utf8(&mut [0; 4]));
                 }
                 Some(_) => return Err(WireError::Syntax { at: self.pos }),
             }
@@ -268,7 +268,7 @@ impl<'a> Reader<'a> {
             return Err(WireError::WrongType { field });
         }
         out.clear();
-        if self.string_with(&mut |c| out.push(c).is_ok())? {
+        if self.string_with(&mut |run| out.push_str(run).is_ok())? {
             Ok(())
         } else {
             Err(WireError::TooLong { field })
@@ -298,7 +298,22 @@ impl<'a> Reader<'a> {
         match self.kind()? {
             Kind::String => {
                 out.clear();
-                self.string_with(&mut |c| out.push(c).is_ok()).map(|_| ())
+                let mut full = false;
+                self.string_with(&mut |run| {
+                    if !full && out.push_str(run).is_err() {
+                        // Keep the longest prefix of this piece that fits, then nothing
+                        // more: the text stays a prefix of the original.
+                        let mut cut = out.capacity() - out.len();
+                        while !run.is_char_boundary(cut) {
+                            cut -= 1;
+                        }
+                        full = true;
+                        // Fits: `cut` is at most the room left.
+                        return out.push_str(&run[..cut]).is_ok();
+                    }
+                    true
+                })
+                .map(|_| ())
             }
             Kind::Null => self.skip_value(),
             _ => Err(WireError::WrongType { field }),
@@ -434,6 +449,23 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Length of the leading run of `bytes` that a JSON string holds as is: up to the first
+/// `"`, `\` or control byte. Tested 16 bytes at a time without an early exit inside a
+/// block, which the compiler turns into vector compares: tokens are hundreds of bytes
+/// and byte-by-byte scanning was the largest item of a reply's parse in `perf`.
+fn plain_run(bytes: &[u8]) -> usize {
+    let stops = |b: u8| (b == b'"') | (b == b'\\') | (b < 0x20);
+    let mut len = 0;
+    for block in bytes.chunks_exact(16) {
+        if block.iter().fold(false, |any, &b| any | stops(b)) {
+            break;
+        }
+        len += 16;
+    }
+    let rest = &bytes[len..];
+    len + rest.iter().position(|&b| stops(b)).unwrap_or(rest.len())
+}
+
 fn is_zero_with_exponent(n: &[u8]) -> bool {
     // `0e5`, `0.0E1`: digits 1-9 appear only in the exponent.
     let mantissa_end = n
@@ -528,6 +560,78 @@ mod tests {
     fn overlong_string_is_too_long() {
         let long = format!("\"{}\"", "x".repeat(65));
         assert_eq!(read_str(&long), Err(WireError::TooLong { field: "f" }));
+    }
+
+    #[test]
+    fn runs_and_escapes_fill_the_capacity_exactly() {
+        // 62 plain bytes + an escaped 2-byte char = 64: fits; one byte more does not,
+        // whether the extra byte is in a run or an escape.
+        let plain = "p".repeat(62);
+        assert_eq!(
+            read_str(&format!(r#""{plain}\u00e9""#)).unwrap(),
+            format!("{plain}é").as_str()
+        );
+        assert_eq!(
+            read_str(&format!(r#""{plain}\u00e9x""#)),
+            Err(WireError::TooLong { field: "f" })
+        );
+        assert_eq!(
+            read_str(&format!(r#""{plain}x\u00e9""#)),
+            Err(WireError::TooLong { field: "f" })
+        );
+        assert_eq!(read_str(r#""a\nb\tc""#).unwrap(), "a\nb\tc");
+    }
+
+    #[test]
+    fn a_plain_run_ends_at_the_first_stop_in_any_block() {
+        for len in 0..50 {
+            for stop in [b'"', b'\\', b'\n', 0x1f] {
+                for at in 0..=len {
+                    let mut bytes = [b'a'; 50];
+                    if at < len {
+                        bytes[at] = stop;
+                        // A second stop later must not matter.
+                        bytes[len - 1] = b'"';
+                    }
+                    assert_eq!(
+                        plain_run(&bytes[..len]),
+                        at,
+                        "len {len}, stop {stop} at {at}"
+                    );
+                }
+            }
+        }
+        assert_eq!(plain_run("中文😀 ~\x7f".as_bytes()), 13);
+    }
+
+    #[test]
+    fn lossy_text_is_a_prefix_cut_at_a_char_boundary() {
+        let lossy = |json: &str| {
+            let mut r = Reader::new(json.as_bytes()).unwrap();
+            let mut s = heapless::String::<8>::new();
+            r.str_lossy("d", &mut s).unwrap();
+            r.finish().unwrap();
+            s
+        };
+        assert_eq!(lossy(r#""abcdefgh""#), "abcdefgh");
+        assert_eq!(lossy(r#""abcdefghij""#), "abcdefgh");
+        // The 3-byte char does not fit whole; nothing after it is kept either.
+        assert_eq!(lossy(r#""abcdef中xy""#), "abcdef");
+        assert_eq!(lossy(r#""abcdef\u4e2dxy""#), "abcdef");
+        assert_eq!(lossy(r#""ab\ncde中""#), "ab\ncde");
+    }
+
+    #[test]
+    fn long_keys_arrive_empty_and_short_escaped_keys_unescaped() {
+        let doc = format!(r#"{{"{}":1,"k\u0065y":2}}"#, "k".repeat(33));
+        let mut r = Reader::new(doc.as_bytes()).unwrap();
+        let mut keys = heapless::Vec::<heapless::String<8>, 4>::new();
+        r.object(&mut |r, k| {
+            keys.push(k.try_into().unwrap()).unwrap();
+            r.skip_value()
+        })
+        .unwrap();
+        assert_eq!(keys, ["", "key"]);
     }
 
     #[test]

@@ -16,9 +16,12 @@ type Result<T> = core::result::Result<T, WireError>;
 /// Whether `s` can travel unescaped in a JSON string and an HTTP header: non-empty,
 /// visible ASCII, no `"` or `\`. Tokens, codes and ids must pass.
 pub fn is_token_safe(s: &str) -> bool {
+    // A fold without an early exit: the compiler checks many bytes per step, and tokens
+    // are hundreds of bytes checked on every reply and snapshot.
     !s.is_empty()
-        && s.bytes()
-            .all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\')
+        && !s.bytes().fold(false, |bad, b| {
+            bad | !(0x21..=0x7e).contains(&b) | (b == b'"') | (b == b'\\')
+        })
 }
 
 fn token_field<const N: usize>(
