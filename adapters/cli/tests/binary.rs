@@ -699,8 +699,10 @@ async fn a_damaged_or_lost_store_or_key_is_refused_with_the_fix() {
     // Damage: 200 bytes of noise over the third page, or a smashed file header.
     restore();
     let mut damaged = pristine.clone();
+    // The page size is in the file header (bytes 16-17, big-endian).
+    let page = usize::from(u16::from_be_bytes([pristine[16], pristine[17]]));
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for byte in &mut damaged[2 * 4096..2 * 4096 + 200] {
+    for byte in &mut damaged[2 * page..2 * page + 200] {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;

@@ -120,7 +120,11 @@ impl Writer {
             .map_err(|_| StoreError::new("store is closed"))?;
         answered
             .await
-            .map_err(|_| StoreError::new("store writer stopped before committing"))?
+            // Dropped unanswered: the batch broke before this write ran, or the
+            // writer stopped. Either way nothing of it was committed.
+            .map_err(|_| {
+                StoreError::new("write not committed (its batch failed or the store closed)")
+            })?
     }
 
     /// How many messages wait in the queue (not yet taken into a batch).
