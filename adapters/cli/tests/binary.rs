@@ -8,6 +8,7 @@ use common::{APPID, BinServer, ENV, binary};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io::{Read as _, Write as _};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -413,109 +414,195 @@ async fn sigterm_finishes_in_flight_requests_then_exports_for_import() {
     assert!(second.terminate().success());
 }
 
-/// Concurrent clients sign in and refresh; the server is SIGKILLed mid-burst and
-/// restarted on the same data dir: every session's latest refresh token that a client
-/// got a 200 for must still refresh.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledged_tokens_survive_sigkill() {
-    const CLIENTS: usize = 4;
-    const OPS_PER_CLIENT: usize = 400;
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let no_limits = ["--signin-rate-per-ip", "0", "--signin-rate-per-device", "0"];
-    let server = BinServer::spawn(&data, &dir.path().join("stderr.log"), &no_limits, &[]);
-    let api = server.api();
+/// One session a client holds: its user and the latest refresh token it got a 200 for.
+type Sessions = Arc<Mutex<HashMap<usize, (String, String)>>>;
 
-    // session id → (uid, latest acknowledged refresh token)
-    let acked: Arc<Mutex<HashMap<usize, (String, String)>>> = Arc::default();
-    let refreshes = Arc::new(Mutex::new(0usize));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for client in 0..CLIENTS {
-        let api = api.clone();
-        let acked = acked.clone();
-        let refreshes = refreshes.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut mine: Vec<usize> = Vec::new();
-            for op in 0..OPS_PER_CLIENT {
-                if started.elapsed() > Duration::from_secs(15) {
-                    break;
-                }
-                // Every third operation signs in; the others refresh one of our sessions.
-                let result = if op % 3 == 0 || mine.is_empty() {
-                    let url = format!("{}/auth/v1/signin/anonymously?client_id={ENV}", api.base);
-                    match api.http.post(url).body("{}").send().await {
-                        Ok(r) if r.status() == 200 => match r.json::<Value>().await {
-                            Ok(v) => {
-                                let id = client * OPS_PER_CLIENT + op;
-                                let entry = (v["sub"].as_str().unwrap().to_owned(), v["refresh_token"].as_str().unwrap().to_owned());
-                                acked.lock().unwrap().insert(id, entry);
-                                mine.push(id);
-                                Ok(())
-                            }
-                            Err(_) => Err(()),
-                        },
-                        _ => Err(()),
+/// What one client acknowledged before the server went away.
+#[derive(Default)]
+struct Acked {
+    sign_ins: usize,
+    refreshes: usize,
+}
+
+/// One load client: signs in (every third operation) and refreshes its own sessions
+/// until the server stops answering, `deadline` passes or `ops` operations are done.
+async fn sigkill_client(
+    api: common::Api,
+    sessions: Sessions,
+    acks: Arc<AtomicUsize>,
+    mut mine: Vec<usize>,
+    first_id: usize,
+    ops: usize,
+    deadline: Instant,
+) -> (Acked, Vec<usize>) {
+    let mut acked = Acked::default();
+    for op in 0..ops {
+        if Instant::now() > deadline {
+            break;
+        }
+        let ok = if op % 3 == 0 || mine.is_empty() {
+            let url = format!("{}/auth/v1/signin/anonymously?client_id={ENV}", api.base);
+            match api.http.post(url).body("{}").send().await {
+                Ok(r) if r.status() == 200 => match r.json::<Value>().await {
+                    Ok(v) => {
+                        let id = first_id + op;
+                        let entry = (
+                            v["sub"].as_str().unwrap().to_owned(),
+                            v["refresh_token"].as_str().unwrap().to_owned(),
+                        );
+                        sessions.lock().unwrap().insert(id, entry);
+                        mine.push(id);
+                        acked.sign_ins += 1;
+                        acks.fetch_add(1, Ordering::Relaxed);
+                        true
                     }
-                } else {
-                    let id = mine[op % mine.len()];
-                    let token = acked.lock().unwrap()[&id].1.clone();
-                    let body = json!({"client_id": ENV, "grant_type": "refresh_token", "refresh_token": token});
-                    let url = format!("{}/auth/v1/token?client_id={ENV}", api.base);
-                    match api.http.post(url).body(body.to_string()).send().await {
-                        Ok(r) if r.status() == 200 => match r.json::<Value>().await {
-                            Ok(v) => {
-                                acked.lock().unwrap().get_mut(&id).unwrap().1 =
-                                    v["refresh_token"].as_str().unwrap().to_owned();
-                                *refreshes.lock().unwrap() += 1;
-                                Ok(())
-                            }
-                            Err(_) => Err(()),
-                        },
-                        Ok(r) => panic!("refresh refused before the crash: {}", r.status()),
-                        Err(_) => Err(()),
-                    }
-                };
-                if result.is_err() {
-                    // The server is gone.
-                    break;
-                }
+                    Err(_) => false,
+                },
+                Ok(r) => panic!("sign-in refused before the crash: {}", r.status()),
+                Err(_) => false,
             }
-        }));
-    }
-    // Kill mid-burst: once enough has been acknowledged, or after a bounded wait.
-    while acked.lock().unwrap().len() < 150 && started.elapsed() < Duration::from_secs(10) {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    server.kill();
-    let killed_at = started.elapsed();
-    for t in tasks {
-        t.await.expect("client task");
-    }
-    let sessions: Vec<(String, String)> = acked.lock().unwrap().values().cloned().collect();
-    let refreshed = *refreshes.lock().unwrap();
-    assert!(!sessions.is_empty());
-
-    let restarted = BinServer::spawn(&data, &dir.path().join("stderr2.log"), &no_limits, &[]);
-    let api = restarted.api();
-    let mut lost = 0;
-    for (uid, token) in &sessions {
-        let r = api.refresh(token).await;
-        if r.status != 200 || r.str("sub") != *uid {
-            lost += 1;
-            eprintln!("lost session {uid}: {} {}", r.status, r.text);
+        } else {
+            let id = mine[op % mine.len()];
+            let token = sessions.lock().unwrap()[&id].1.clone();
+            let body =
+                json!({"client_id": ENV, "grant_type": "refresh_token", "refresh_token": token});
+            let url = format!("{}/auth/v1/token?client_id={ENV}", api.base);
+            match api.http.post(url).body(body.to_string()).send().await {
+                Ok(r) if r.status() == 200 => match r.json::<Value>().await {
+                    Ok(v) => {
+                        sessions.lock().unwrap().get_mut(&id).unwrap().1 =
+                            v["refresh_token"].as_str().unwrap().to_owned();
+                        acked.refreshes += 1;
+                        acks.fetch_add(1, Ordering::Relaxed);
+                        true
+                    }
+                    Err(_) => false,
+                },
+                Ok(r) => panic!("refresh refused before the crash: {}", r.status()),
+                Err(_) => false,
+            }
+        };
+        if !ok {
+            // The server is gone.
+            break;
         }
     }
-    println!(
-        "durability: SIGKILL after {} ms; {} sign-ins and {} refreshes acknowledged; {} sessions checked after restart, lost = {}",
-        killed_at.as_millis(),
-        sessions.len(),
-        refreshed,
-        sessions.len(),
-        lost
-    );
-    assert_eq!(lost, 0);
-    assert!(restarted.terminate().success());
+    (acked, mine)
+}
+
+/// Concurrent clients sign in and refresh as fast as the server answers; the server is
+/// SIGKILLed mid-burst and restarted on the same data dir, three times. After each
+/// restart every user a client got a 200 for exists and every session's latest
+/// acknowledged refresh token still refreshes (a refresh in flight at the kill may have
+/// rotated it: the grace window then hands out the same successor again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_tokens_survive_sigkill() {
+    const RUNS: usize = 3;
+    const CLIENTS: usize = 32;
+    const OPS_PER_CLIENT: usize = 100_000;
+    /// Kill once this many operations were acknowledged in the run, or after KILL_AFTER.
+    const KILL_AT_ACKS: usize = 6_000;
+    const KILL_AFTER: Duration = Duration::from_secs(2);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let args = [
+        "--signin-rate-per-ip",
+        "0",
+        "--signin-rate-per-device",
+        "0",
+        // Verification after a restart may come a while after the kill.
+        "--refresh-grace",
+        "120s",
+    ];
+    let sessions: Sessions = Arc::default();
+    let mut owned: Vec<Vec<usize>> = vec![Vec::new(); CLIENTS];
+    let mut next_id = 0;
+    let mut server = BinServer::spawn(&data, &dir.path().join("stderr0.log"), &args, &[]);
+    for run in 1..=RUNS {
+        let api = server.api();
+        let started = Instant::now();
+        let deadline = started + KILL_AFTER + Duration::from_secs(10);
+        let acks = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for mine in owned.drain(..) {
+            let (api, sessions, acks) = (api.clone(), sessions.clone(), acks.clone());
+            let first_id = next_id;
+            next_id += OPS_PER_CLIENT;
+            tasks.push(tokio::spawn(sigkill_client(
+                api,
+                sessions,
+                acks,
+                mine,
+                first_id,
+                OPS_PER_CLIENT,
+                deadline,
+            )));
+        }
+        // Kill mid-burst: once enough was acknowledged, or after a bounded wait.
+        while started.elapsed() < KILL_AFTER && acks.load(Ordering::Relaxed) < KILL_AT_ACKS {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let pid = server.child.id();
+        server.kill();
+        let killed_at = started.elapsed();
+        let mut acked = Acked::default();
+        for t in tasks {
+            let (a, mine) = t.await.expect("client task");
+            acked.sign_ins += a.sign_ins;
+            acked.refreshes += a.refreshes;
+            owned.push(mine);
+        }
+
+        server = BinServer::spawn(
+            &data,
+            &dir.path().join(format!("stderr{run}.log")),
+            &args,
+            &[],
+        );
+        // Every session ever acknowledged, checked concurrently; the check's own
+        // refresh becomes the session's latest token for the next run.
+        let all: Vec<(usize, String, String)> = sessions
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, (uid, token))| (*id, uid.clone(), token.clone()))
+            .collect();
+        let api = server.api();
+        let mut checks = Vec::new();
+        for chunk in all.chunks(all.len().div_ceil(8).max(1)) {
+            let (api, sessions, chunk) = (api.clone(), sessions.clone(), chunk.to_vec());
+            checks.push(tokio::spawn(async move {
+                let mut lost = 0;
+                for (id, uid, token) in chunk {
+                    let r = api.refresh(&token).await;
+                    if r.status != 200 || r.str("sub") != uid {
+                        lost += 1;
+                        eprintln!("lost session {uid}: {} {}", r.status, r.text);
+                    } else {
+                        sessions.lock().unwrap().get_mut(&id).unwrap().1 =
+                            r.str("refresh_token").to_owned();
+                    }
+                }
+                lost
+            }));
+        }
+        let mut lost = 0;
+        for c in checks {
+            lost += c.await.expect("check task");
+        }
+        let secs = killed_at.as_secs_f64().max(0.001);
+        println!(
+            "durability run {run}: pid {pid} SIGKILLed after {} ms; acknowledged {} sign-ins + {} refreshes ({:.0}/s); {} sessions checked after restart, lost = {lost}",
+            killed_at.as_millis(),
+            acked.sign_ins,
+            acked.refreshes,
+            (acked.sign_ins + acked.refreshes) as f64 / secs,
+            all.len(),
+        );
+        assert!(acked.sign_ins > 0, "run {run} acknowledged no sign-in");
+        assert_eq!(lost, 0, "run {run} lost acknowledged sessions");
+    }
+    assert!(server.terminate().success());
 }
 
 /// Runs `serve` on `data` with `args`, expecting it to refuse to start: returns its exit
@@ -612,8 +699,10 @@ async fn a_damaged_or_lost_store_or_key_is_refused_with_the_fix() {
     // Damage: 200 bytes of noise over the third page, or a smashed file header.
     restore();
     let mut damaged = pristine.clone();
+    // The page size is in the file header (bytes 16-17, big-endian).
+    let page = usize::from(u16::from_be_bytes([pristine[16], pristine[17]]));
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for byte in &mut damaged[2 * 4096..2 * 4096 + 200] {
+    for byte in &mut damaged[2 * page..2 * page + 200] {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;

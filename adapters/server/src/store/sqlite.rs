@@ -1,4 +1,7 @@
-//! The SQLite store (sqlx, runtime queries, migrations embedded and applied at open).
+//! The SQLite store: `rusqlite` connections driven without an async hop per statement;
+//! the schema's migrations are embedded and applied at open (sqlx's migrator, so data
+//! dirs of earlier versions open unchanged). Every SQL statement of this backend is in
+//! this file.
 //!
 //! **Durability.** The database runs in WAL mode with `synchronous=FULL`: every commit
 //! fsyncs the WAL before the handler answers, so a reply a client received survives a
@@ -7,24 +10,27 @@
 //! loss, and an auth server must not forget a refresh token it just handed out.)
 //!
 //! **Concurrency.** All writes go through one connection owned by the group-commit
-//! writer (`writer.rs`): writes are serialized in-process, never fail with
+//! writer thread (`writer.rs`): writes are serialized in-process, never fail with
 //! `SQLITE_BUSY` on a read-to-write upgrade, and concurrent ones share one commit (one
-//! fsync). Serial execution is also what makes rotation atomic. Reads use a separate
-//! pool and, thanks to WAL, never wait for the writer.
+//! fsync). Serial execution is also what makes rotation atomic. Reads use a few
+//! separate connections and, thanks to WAL, never wait for the writer; a read is a
+//! handful of indexed lookups (microseconds), so it runs on the calling task's thread
+//! instead of paying a hand-off to another one. Whole-table reads (export, counts) run
+//! on tokio's blocking pool.
 
-use super::writer::Writer;
+use super::writer::{Failure, Writer};
 use super::{
     BindOutcome, Identity, NewFamily, ProviderGrant, Rotation, Store, StoreError, Successor,
     UserRecord,
 };
 use crate::secrets::Hash;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
-};
-use sqlx::{ConnectOptions as _, Connection as _, Row as _};
+use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{ConnectOptions as _, Connection as _};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Name of the database file inside the data dir.
@@ -43,11 +49,74 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
     }
 }
 
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        // SQLite messages name statements and constraints, never bound values.
+        StoreError::new(e.to_string())
+    }
+}
+
+/// Read connections: enough for the runtime's worker threads to read side by side.
+const READERS: usize = 4;
+/// Prepared statements kept per connection (every statement of this file fits).
+const STATEMENT_CACHE: usize = 64;
+/// Page size of a new database file.
+const PAGE_SIZE: u32 = 1024;
+/// WAL pages that trigger a checkpoint on the writer. Above SQLite's 1000: a page
+/// rewritten by many batches reaches the database file once per checkpoint.
+const WAL_AUTOCHECKPOINT: i64 = 8192;
+/// How long a connection waits for a lock held by another process (a second server
+/// is refused by the data dir's lock, so this is only a safety net).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// SQLite implementation of [`Store`].
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     writer: Writer,
-    reader: SqlitePool,
+    readers: Arc<Readers>,
+}
+
+/// The read connections; a read takes the first one free.
+#[derive(Debug)]
+struct Readers {
+    conns: Vec<Mutex<Connection>>,
+    next: AtomicUsize,
+}
+
+impl Readers {
+    /// Runs `read` on a free connection (waiting for one only when all are busy).
+    fn with<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, rusqlite::Error>,
+    ) -> Result<T, StoreError> {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let n = self.conns.len();
+        for i in 0..n {
+            if let Ok(conn) = self.conns[(start + i) % n].try_lock() {
+                return Ok(read(&conn)?);
+            }
+        }
+        let conn = self.conns[start % n]
+            .lock()
+            .map_err(|_| StoreError::new("a read connection was poisoned"))?;
+        Ok(read(&conn)?)
+    }
+
+    /// Runs a long `read` (a whole table) on the blocking pool.
+    async fn with_blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        read: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let readers = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers.conns[0]
+                .lock()
+                .map_err(|_| StoreError::new("a read connection was poisoned"))?;
+            read(&conn)
+        })
+        .await
+        .map_err(|e| StoreError::new(format!("read task failed: {e}")))?
+    }
 }
 
 /// Why [`SqliteStore::open`] failed.
@@ -82,6 +151,20 @@ fn is_damage(e: &sqlx::Error) -> bool {
         .is_some_and(|c| matches!(c & 0xff, SQLITE_CORRUPT | SQLITE_NOTADB))
 }
 
+/// Opens one runtime connection: `synchronous` and `foreign_keys` are per connection.
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
 impl SqliteStore {
     /// Opens (creating if needed, mode 0600) `dir/auth.db`, checks its integrity
     /// (`PRAGMA quick_check`: every page and record well formed, in time linear in the
@@ -107,13 +190,20 @@ impl SqliteStore {
                 OpenError::Store(e.into())
             }
         };
+        // The check and the migrations run once, on a connection of sqlx's migrator
+        // (its `_sqlx_migrations` table records what every data dir has applied).
         let options = SqliteConnectOptions::new()
             .filename(&path)
             .create_if_missing(true)
+            // Only a new file takes it (an existing one keeps its page size). Every
+            // sign-in dirties a leaf in each of its B-trees, keyed by random ids, and a
+            // commit writes each dirty page whole to the WAL: smaller pages, fewer
+            // bytes written and checksummed per acknowledged write.
+            .page_size(PAGE_SIZE)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5))
+            .busy_timeout(BUSY_TIMEOUT)
             .disable_statement_logging();
         let mut conn = options.connect().await.map_err(checked)?;
         let findings: Vec<String> = sqlx::query_scalar("PRAGMA quick_check")
@@ -140,316 +230,357 @@ impl SqliteStore {
             .run(&mut conn)
             .await
             .map_err(StoreError::from)?;
-        let writer = Writer::spawn(conn);
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
-            .await
-            .map_err(checked)?;
-        Ok(Self { writer, reader })
+        conn.close().await.map_err(StoreError::from)?;
+
+        let opened = tokio::task::spawn_blocking(move || {
+            let writer = connect(&path)?;
+            writer.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT)?;
+            let readers = (0..READERS)
+                .map(|_| connect(&path).map(Mutex::new))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, StoreError>((writer, readers))
+        })
+        .await
+        .map_err(|e| StoreError::new(format!("open task failed: {e}")))?;
+        let (writer, conns) = opened?;
+        Ok(Self {
+            writer: Writer::spawn(writer)?,
+            readers: Arc::new(Readers {
+                conns,
+                next: AtomicUsize::new(0),
+            }),
+        })
     }
 }
 
-async fn load_user(
-    conn: &mut SqliteConnection,
-    uid: &str,
-) -> Result<Option<UserRecord>, StoreError> {
-    let Some(row) =
-        sqlx::query("SELECT uid, env, anonymous, created_at, updated_at FROM users WHERE uid = ?")
-            .bind(uid)
-            .fetch_optional(&mut *conn)
-            .await?
+fn load_user(conn: &Connection, uid: &str) -> Result<Option<UserRecord>, rusqlite::Error> {
+    let Some(mut user) = conn
+        .prepare_cached(
+            "SELECT uid, env, anonymous, created_at, updated_at FROM users WHERE uid = ?",
+        )?
+        .query_row([uid], |row| {
+            Ok(UserRecord {
+                uid: row.get(0)?,
+                env: row.get(1)?,
+                anonymous: row.get(2)?,
+                created_at: row.get(3)?,
+                updated_at: row.get(4)?,
+                identities: Vec::new(),
+            })
+        })
+        .optional()?
     else {
         return Ok(None);
     };
-    let mut user = UserRecord {
-        uid: row.try_get("uid")?,
-        env: row.try_get("env")?,
-        anonymous: row.try_get("anonymous")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        identities: Vec::new(),
-    };
-    let rows = sqlx::query(
+    let mut identities = conn.prepare_cached(
         "SELECT appid, openid, unionid FROM identities WHERE uid = ? ORDER BY created_at, appid",
-    )
-    .bind(uid)
-    .fetch_all(&mut *conn)
-    .await?;
-    for row in rows {
-        user.identities.push(Identity {
-            appid: row.try_get("appid")?,
-            openid: row.try_get("openid")?,
-            unionid: row.try_get("unionid")?,
-        });
+    )?;
+    let rows = identities.query_map([uid], |row| {
+        Ok(Identity {
+            appid: row.get(0)?,
+            openid: row.get(1)?,
+            unionid: row.get(2)?,
+        })
+    })?;
+    for identity in rows {
+        user.identities.push(identity?);
     }
     Ok(Some(user))
 }
 
 /// Creates env `env` if it does not exist yet.
-async fn insert_env(conn: &mut SqliteConnection, env: &str, now: i64) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO envs (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING")
-        .bind(env)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+fn insert_env(conn: &Connection, env: &str, now: i64) -> Result<(), rusqlite::Error> {
+    conn.prepare_cached(
+        "INSERT INTO envs (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
+    )?
+    .execute(params![env, now])?;
     Ok(())
 }
 
-async fn insert_user(conn: &mut SqliteConnection, user: &UserRecord) -> Result<(), StoreError> {
-    sqlx::query(
+fn insert_user(conn: &Connection, user: &UserRecord) -> Result<(), rusqlite::Error> {
+    conn.prepare_cached(
         "INSERT INTO users (uid, env, anonymous, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(&user.uid)
-    .bind(&user.env)
-    .bind(user.anonymous)
-    .bind(user.created_at)
-    .bind(user.updated_at)
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute(params![
+        user.uid,
+        user.env,
+        user.anonymous,
+        user.created_at,
+        user.updated_at
+    ])?;
     Ok(())
 }
 
-async fn insert_family(
-    conn: &mut SqliteConnection,
+fn insert_family(
+    conn: &Connection,
     uid: &str,
     env: &str,
     family: &NewFamily,
     now: i64,
-) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO families (id, uid, env, created_at) VALUES (?, ?, ?, ?)")
-        .bind(&family.id)
-        .bind(uid)
-        .bind(env)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query(
-        "INSERT INTO refresh_tokens (hash, family, issued_at, expires_at) VALUES (?, ?, ?, ?)",
+) -> Result<(), rusqlite::Error> {
+    conn.prepare_cached("INSERT INTO families (id, uid, env, created_at) VALUES (?, ?, ?, ?)")?
+        .execute(params![family.id, uid, env, now])?;
+    insert_refresh(
+        conn,
+        &family.refresh_hash,
+        &family.id,
+        now,
+        family.refresh_expires_at,
     )
-    .bind(&family.refresh_hash[..])
-    .bind(&family.id)
-    .bind(now)
-    .bind(family.refresh_expires_at)
-    .execute(&mut *conn)
-    .await?;
+}
+
+fn insert_refresh(
+    conn: &Connection,
+    hash: &Hash,
+    family: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<(), rusqlite::Error> {
+    conn.prepare_cached(
+        "INSERT INTO refresh_tokens (hash, family, issued_at, expires_at) VALUES (?, ?, ?, ?)",
+    )?
+    .execute(params![&hash[..], family, now, expires_at])?;
     Ok(())
 }
 
-async fn insert_identity(
-    conn: &mut SqliteConnection,
+fn insert_identity(
+    conn: &Connection,
     uid: &str,
     env: &str,
     identity: &Identity,
     now: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
+) -> Result<(), rusqlite::Error> {
+    conn.prepare_cached(
         "INSERT INTO identities (env, appid, openid, unionid, uid, created_at) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (env, appid, openid) DO UPDATE SET unionid = COALESCE(excluded.unionid, unionid)",
-    )
-    .bind(env)
-    .bind(&identity.appid)
-    .bind(&identity.openid)
-    .bind(&identity.unionid)
-    .bind(uid)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute(params![
+        env,
+        identity.appid,
+        identity.openid,
+        identity.unionid,
+        uid,
+        now
+    ])?;
     Ok(())
 }
 
-async fn identity_owner(
-    conn: &mut SqliteConnection,
+fn identity_owner(
+    conn: &Connection,
     env: &str,
     identity: &Identity,
-) -> Result<Option<String>, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT uid FROM identities WHERE env = ? AND appid = ? AND openid = ?")
-            .bind(env)
-            .bind(&identity.appid)
-            .bind(&identity.openid)
-            .fetch_optional(&mut *conn)
-            .await?,
-    )
+) -> Result<Option<String>, rusqlite::Error> {
+    conn.prepare_cached("SELECT uid FROM identities WHERE env = ? AND appid = ? AND openid = ?")?
+        .query_row(params![env, identity.appid, identity.openid], |row| {
+            row.get(0)
+        })
+        .optional()
 }
 
-fn missing_user(uid: &str) -> StoreError {
-    StoreError::new(format!("user {uid} vanished inside a transaction"))
+fn missing_user(uid: &str) -> Failure {
+    Failure::Store(StoreError::new(format!(
+        "user {uid} vanished inside a transaction"
+    )))
+}
+
+/// A refresh token's row joined with its family.
+struct RefreshRow {
+    family: String,
+    expires_at: i64,
+    rotated_at: Option<i64>,
+    successor_hash: Option<Vec<u8>>,
+    successor_sealed: Option<Vec<u8>>,
+    uid: String,
+    revoked_at: Option<i64>,
 }
 
 /// The body of [`Store::rotate_refresh`], inside the writer's transaction.
-async fn rotate(
-    conn: &mut SqliteConnection,
+fn rotate(
+    conn: &Connection,
     hash: &Hash,
     env: &str,
     successor: &Successor,
     now: i64,
     grace_secs: i64,
-) -> Result<Rotation, StoreError> {
-    let Some(row) = sqlx::query(
-        "SELECT rt.family, rt.expires_at, rt.rotated_at, rt.successor_hash, rt.successor_sealed,
-                f.uid, f.revoked_at
-         FROM refresh_tokens rt JOIN families f ON f.id = rt.family
-         WHERE rt.hash = ? AND f.env = ?",
-    )
-    .bind(&hash[..])
-    .bind(env)
-    .fetch_optional(&mut *conn)
-    .await?
+) -> Result<Rotation, Failure> {
+    let Some(row) = conn
+        .prepare_cached(
+            "SELECT rt.family, rt.expires_at, rt.rotated_at, rt.successor_hash, rt.successor_sealed,
+                    f.uid, f.revoked_at
+             FROM refresh_tokens rt JOIN families f ON f.id = rt.family
+             WHERE rt.hash = ? AND f.env = ?",
+        )?
+        .query_row(params![&hash[..], env], |row| {
+            Ok(RefreshRow {
+                family: row.get(0)?,
+                expires_at: row.get(1)?,
+                rotated_at: row.get(2)?,
+                successor_hash: row.get(3)?,
+                successor_sealed: row.get(4)?,
+                uid: row.get(5)?,
+                revoked_at: row.get(6)?,
+            })
+        })
+        .optional()?
     else {
         return Ok(Rotation::Invalid);
     };
-    let family: String = row.try_get("family")?;
-    let uid: String = row.try_get("uid")?;
-    let revoked_at: Option<i64> = row.try_get("revoked_at")?;
-    let expires_at: i64 = row.try_get("expires_at")?;
-    let rotated_at: Option<i64> = row.try_get("rotated_at")?;
-    if revoked_at.is_some() {
+    if row.revoked_at.is_some() {
         return Ok(Rotation::Invalid);
     }
-    match rotated_at {
-        None if expires_at <= now => Ok(Rotation::Invalid),
+    match row.rotated_at {
+        None if row.expires_at <= now => Ok(Rotation::Invalid),
         None => {
-            sqlx::query(
+            conn.prepare_cached(
                 "UPDATE refresh_tokens SET rotated_at = ?, successor_hash = ?, successor_sealed = ?
                  WHERE hash = ?",
-            )
-            .bind(now)
-            .bind(&successor.hash[..])
-            .bind(&successor.sealed)
-            .bind(&hash[..])
-            .execute(&mut *conn)
-            .await?;
-            sqlx::query(
-                "INSERT INTO refresh_tokens (hash, family, issued_at, expires_at) VALUES (?, ?, ?, ?)",
-            )
-            .bind(&successor.hash[..])
-            .bind(&family)
-            .bind(now)
-            .bind(successor.expires_at)
-            .execute(&mut *conn)
-            .await?;
-            let user = load_user(conn, &uid)
-                .await?
-                .ok_or_else(|| missing_user(&uid))?;
-            Ok(Rotation::Rotated { family, user })
+            )?
+            .execute(params![
+                now,
+                &successor.hash[..],
+                successor.sealed,
+                &hash[..]
+            ])?;
+            insert_refresh(
+                conn,
+                &successor.hash,
+                &row.family,
+                now,
+                successor.expires_at,
+            )?;
+            let user = load_user(conn, &row.uid)?.ok_or_else(|| missing_user(&row.uid))?;
+            Ok(Rotation::Rotated {
+                family: row.family,
+                user,
+            })
         }
         Some(at) if now.saturating_sub(at) < grace_secs => {
-            let successor_hash: Option<Vec<u8>> = row.try_get("successor_hash")?;
-            let successor_sealed: Option<Vec<u8>> = row.try_get("successor_sealed")?;
-            let (Some(successor_hash), Some(successor_sealed)) = (successor_hash, successor_sealed)
+            let (Some(successor_hash), Some(successor_sealed)) =
+                (row.successor_hash, row.successor_sealed)
             else {
                 return Ok(Rotation::Invalid);
             };
-            let user = load_user(conn, &uid)
-                .await?
-                .ok_or_else(|| missing_user(&uid))?;
+            let user = load_user(conn, &row.uid)?.ok_or_else(|| missing_user(&row.uid))?;
             Ok(Rotation::Replayed {
-                family,
+                family: row.family,
                 user,
                 successor_hash,
                 successor_sealed,
             })
         }
         Some(_) => {
-            sqlx::query("UPDATE families SET revoked_at = ? WHERE id = ?")
-                .bind(now)
-                .bind(&family)
-                .execute(&mut *conn)
-                .await?;
+            conn.prepare_cached("UPDATE families SET revoked_at = ? WHERE id = ?")?
+                .execute(params![now, row.family])?;
             Ok(Rotation::ReuseDetected)
         }
     }
 }
 
 /// The body of [`Store::bind_identity`], inside the writer's transaction.
-async fn bind(
-    conn: &mut SqliteConnection,
+fn bind(
+    conn: &Connection,
     uid: &str,
     env: &str,
     identity: &Identity,
     now: i64,
-) -> Result<BindOutcome, StoreError> {
-    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM users WHERE uid = ?")
-        .bind(uid)
-        .fetch_optional(&mut *conn)
-        .await?;
-    if exists.is_none() {
+) -> Result<BindOutcome, rusqlite::Error> {
+    let exists = conn
+        .prepare_cached("SELECT 1 FROM users WHERE uid = ?")?
+        .exists([uid])?;
+    if !exists {
         return Ok(BindOutcome::NoUser);
     }
-    match identity_owner(conn, env, identity).await? {
+    match identity_owner(conn, env, identity)? {
         Some(owner) if owner != uid => return Ok(BindOutcome::BoundElsewhere),
         Some(_) => {}
         None => {
-            let other: Option<i64> =
-                sqlx::query_scalar("SELECT 1 FROM identities WHERE uid = ? AND appid = ?")
-                    .bind(uid)
-                    .bind(&identity.appid)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            if other.is_some() {
+            let other = conn
+                .prepare_cached("SELECT 1 FROM identities WHERE uid = ? AND appid = ?")?
+                .exists(params![uid, identity.appid])?;
+            if other {
                 return Ok(BindOutcome::AppAlreadyLinked);
             }
         }
     }
-    insert_identity(conn, uid, env, identity, now).await?;
-    sqlx::query("UPDATE users SET anonymous = 0, updated_at = ? WHERE uid = ?")
-        .bind(now)
-        .bind(uid)
-        .execute(&mut *conn)
-        .await?;
+    insert_identity(conn, uid, env, identity, now)?;
+    conn.prepare_cached("UPDATE users SET anonymous = 0, updated_at = ? WHERE uid = ?")?
+        .execute(params![now, uid])?;
     Ok(BindOutcome::Bound)
 }
 
 /// The body of [`Store::import_users`], inside the writer's transaction (an error rolls
 /// every user of the import back).
-async fn import(
-    conn: &mut SqliteConnection,
-    users: &[UserRecord],
-    now: i64,
-) -> Result<(), StoreError> {
+fn import(conn: &Connection, users: &[UserRecord], now: i64) -> Result<(), Failure> {
     for user in users {
-        insert_env(conn, &user.env, now).await?;
-        sqlx::query(
+        insert_env(conn, &user.env, now)?;
+        conn.prepare_cached(
             "INSERT INTO users (uid, env, anonymous, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
              ON CONFLICT (uid) DO UPDATE SET env = excluded.env, anonymous = excluded.anonymous,
                created_at = excluded.created_at, updated_at = excluded.updated_at",
-        )
-        .bind(&user.uid)
-        .bind(&user.env)
-        .bind(user.anonymous)
-        .bind(user.created_at)
-        .bind(user.updated_at)
-        .execute(&mut *conn)
-        .await?;
+        )?
+        .execute(params![
+            user.uid,
+            user.env,
+            user.anonymous,
+            user.created_at,
+            user.updated_at
+        ])?;
         for identity in &user.identities {
-            if let Some(owner) = identity_owner(conn, &user.env, identity).await?
+            if let Some(owner) = identity_owner(conn, &user.env, identity)?
                 && owner != user.uid
             {
-                return Err(StoreError::new(format!(
+                return Err(Failure::Store(StoreError::new(format!(
                     "openid {} of appid {} belongs to user {owner} and to user {}",
                     identity.openid, identity.appid, user.uid
-                )));
+                ))));
             }
-            let second: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM identities WHERE uid = ? AND appid = ? AND openid <> ?",
-            )
-            .bind(&user.uid)
-            .bind(&identity.appid)
-            .bind(&identity.openid)
-            .fetch_optional(&mut *conn)
-            .await?;
-            if second.is_some() {
-                return Err(StoreError::new(format!(
+            let second = conn
+                .prepare_cached(
+                    "SELECT 1 FROM identities WHERE uid = ? AND appid = ? AND openid <> ?",
+                )?
+                .exists(params![user.uid, identity.appid, identity.openid])?;
+            if second {
+                return Err(Failure::Store(StoreError::new(format!(
                     "user {} would have two openids of appid {}",
                     user.uid, identity.appid
-                )));
+                ))));
             }
-            insert_identity(conn, &user.uid, &user.env, identity, user.created_at).await?;
+            insert_identity(conn, &user.uid, &user.env, identity, user.created_at)?;
         }
     }
     Ok(())
+}
+
+/// Every user with its identities, oldest first (a whole-table read).
+fn all_users(conn: &Connection) -> Result<Vec<UserRecord>, rusqlite::Error> {
+    let mut identities: HashMap<String, Vec<Identity>> = HashMap::new();
+    let mut statement = conn
+        .prepare("SELECT uid, appid, openid, unionid FROM identities ORDER BY created_at, appid")?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        identities.entry(row.get(0)?).or_default().push(Identity {
+            appid: row.get(1)?,
+            openid: row.get(2)?,
+            unionid: row.get(3)?,
+        });
+    }
+    let mut statement = conn.prepare(
+        "SELECT uid, env, anonymous, created_at, updated_at FROM users ORDER BY created_at, uid",
+    )?;
+    let mut rows = statement.query([])?;
+    let mut users = Vec::new();
+    while let Some(row) = rows.next()? {
+        let uid: String = row.get(0)?;
+        users.push(UserRecord {
+            identities: identities.remove(&uid).unwrap_or_default(),
+            env: row.get(1)?,
+            anonymous: row.get(2)?,
+            created_at: row.get(3)?,
+            updated_at: row.get(4)?,
+            uid,
+        });
+    }
+    Ok(users)
 }
 
 #[async_trait::async_trait]
@@ -457,21 +588,29 @@ impl Store for SqliteStore {
     async fn ensure_env(&self, env: &str, now: i64) -> Result<(), StoreError> {
         let env = env.to_owned();
         self.writer
-            .write(move |conn| Box::pin(async move { insert_env(conn, &env, now).await }))
+            .write(move |conn| insert_env(conn, &env, now))
             .await
     }
 
     async fn list_envs(&self) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT id FROM envs ORDER BY id")
-            .fetch_all(&self.reader)
-            .await?)
+        self.readers
+            .with_blocking(|conn| {
+                let mut statement = conn.prepare("SELECT id FROM envs ORDER BY id")?;
+                let envs = statement
+                    .query_map([], |row| row.get(0))?
+                    .collect::<Result<Vec<String>, _>>()?;
+                Ok(envs)
+            })
+            .await
     }
 
     async fn count_users(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(&self.reader)
-            .await?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        self.readers
+            .with_blocking(|conn| {
+                let n: i64 = conn.query_row("SELECT COUNT(*) FROM users", [], |row| row.get(0))?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            })
+            .await
     }
 
     async fn create_anonymous(
@@ -483,11 +622,9 @@ impl Store for SqliteStore {
         let (user, family) = (user.clone(), family.clone());
         self.writer
             .write(move |conn| {
-                Box::pin(async move {
-                    insert_env(conn, &user.env, now).await?;
-                    insert_user(conn, &user).await?;
-                    insert_family(conn, &user.uid, &user.env, &family, now).await
-                })
+                insert_env(conn, &user.env, now)?;
+                insert_user(conn, &user)?;
+                insert_family(conn, &user.uid, &user.env, &family, now)
             })
             .await
     }
@@ -507,24 +644,20 @@ impl Store for SqliteStore {
             family.clone(),
         );
         self.writer
-            .write(move |conn| {
-                Box::pin(async move {
-                    let uid = match identity_owner(conn, &env, &identity).await? {
-                        Some(uid) => uid,
-                        None => {
-                            let user = UserRecord::new(new_uid.clone(), env.clone(), false, now);
-                            insert_env(conn, &env, now).await?;
-                            insert_user(conn, &user).await?;
-                            new_uid
-                        }
-                    };
-                    // Also records a unionid WeChat gave only now.
-                    insert_identity(conn, &uid, &env, &identity, now).await?;
-                    insert_family(conn, &uid, &env, &family, now).await?;
-                    load_user(conn, &uid)
-                        .await?
-                        .ok_or_else(|| missing_user(&uid))
-                })
+            .write_store(move |conn| {
+                let uid = match identity_owner(conn, &env, &identity)? {
+                    Some(uid) => uid,
+                    None => {
+                        let user = UserRecord::new(new_uid.clone(), env.clone(), false, now);
+                        insert_env(conn, &env, now)?;
+                        insert_user(conn, &user)?;
+                        new_uid
+                    }
+                };
+                // Also records a unionid WeChat gave only now.
+                insert_identity(conn, &uid, &env, &identity, now)?;
+                insert_family(conn, &uid, &env, &family, now)?;
+                load_user(conn, &uid)?.ok_or_else(|| missing_user(&uid))
             })
             .await
     }
@@ -539,11 +672,7 @@ impl Store for SqliteStore {
     ) -> Result<Rotation, StoreError> {
         let (hash, env, successor) = (*hash, env.to_owned(), successor.clone());
         self.writer
-            .write(move |conn| {
-                Box::pin(
-                    async move { rotate(conn, &hash, &env, &successor, now, grace_secs).await },
-                )
-            })
+            .write_store(move |conn| rotate(conn, &hash, &env, &successor, now, grace_secs))
             .await
     }
 
@@ -552,45 +681,41 @@ impl Store for SqliteStore {
         hash: &Hash,
         env: &str,
     ) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT rt.family FROM refresh_tokens rt JOIN families f ON f.id = rt.family
-             WHERE rt.hash = ? AND f.env = ?",
-        )
-        .bind(&hash[..])
-        .bind(env)
-        .fetch_optional(&self.reader)
-        .await?)
+        self.readers.with(|conn| {
+            conn.prepare_cached(
+                "SELECT rt.family FROM refresh_tokens rt JOIN families f ON f.id = rt.family
+                 WHERE rt.hash = ? AND f.env = ?",
+            )?
+            .query_row(params![&hash[..], env], |row| row.get(0))
+            .optional()
+        })
     }
 
     async fn revoke_family(&self, family: &str, now: i64) -> Result<bool, StoreError> {
         let family = family.to_owned();
         self.writer
             .write(move |conn| {
-                Box::pin(async move {
-                    let done = sqlx::query(
+                let changed = conn
+                    .prepare_cached(
                         "UPDATE families SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                    )
-                    .bind(now)
-                    .bind(&family)
-                    .execute(&mut *conn)
-                    .await?;
-                    Ok(done.rows_affected() > 0)
-                })
+                    )?
+                    .execute(params![now, family])?;
+                Ok(changed > 0)
             })
             .await
     }
 
     async fn session_user(&self, family: &str) -> Result<Option<UserRecord>, StoreError> {
-        let mut conn = self.reader.acquire().await?;
-        let uid: Option<String> =
-            sqlx::query_scalar("SELECT uid FROM families WHERE id = ? AND revoked_at IS NULL")
-                .bind(family)
-                .fetch_optional(&mut *conn)
-                .await?;
-        match uid {
-            Some(uid) => load_user(&mut conn, &uid).await,
-            None => Ok(None),
-        }
+        self.readers.with(|conn| {
+            let uid: Option<String> = conn
+                .prepare_cached("SELECT uid FROM families WHERE id = ? AND revoked_at IS NULL")?
+                .query_row([family], |row| row.get(0))
+                .optional()?;
+            match uid {
+                Some(uid) => load_user(conn, &uid),
+                None => Ok(None),
+            }
+        })
     }
 
     async fn put_provider_grant(
@@ -601,21 +726,19 @@ impl Store for SqliteStore {
         let (hash, grant) = (*hash, grant.clone());
         self.writer
             .write(move |conn| {
-                Box::pin(async move {
-                    sqlx::query(
-                        "INSERT INTO provider_tokens (hash, env, appid, openid, unionid, expires_at)
-                         VALUES (?, ?, ?, ?, ?, ?)",
-                    )
-                    .bind(&hash[..])
-                    .bind(&grant.env)
-                    .bind(&grant.identity.appid)
-                    .bind(&grant.identity.openid)
-                    .bind(&grant.identity.unionid)
-                    .bind(grant.expires_at)
-                    .execute(&mut *conn)
-                    .await?;
-                    Ok(())
-                })
+                conn.prepare_cached(
+                    "INSERT INTO provider_tokens (hash, env, appid, openid, unionid, expires_at)
+                     VALUES (?, ?, ?, ?, ?, ?)",
+                )?
+                .execute(params![
+                    &hash[..],
+                    grant.env,
+                    grant.identity.appid,
+                    grant.identity.openid,
+                    grant.identity.unionid,
+                    grant.expires_at
+                ])?;
+                Ok(())
             })
             .await
     }
@@ -629,27 +752,24 @@ impl Store for SqliteStore {
         let (hash, env) = (*hash, env.to_owned());
         self.writer
             .write(move |conn| {
-                Box::pin(async move {
-                    let row = sqlx::query(
+                let grant = conn
+                    .prepare_cached(
                         "DELETE FROM provider_tokens WHERE hash = ? AND env = ?
                          RETURNING env, appid, openid, unionid, expires_at",
-                    )
-                    .bind(&hash[..])
-                    .bind(&env)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                    let Some(row) = row else { return Ok(None) };
-                    let grant = ProviderGrant {
-                        env: row.try_get("env")?,
-                        identity: Identity {
-                            appid: row.try_get("appid")?,
-                            openid: row.try_get("openid")?,
-                            unionid: row.try_get("unionid")?,
-                        },
-                        expires_at: row.try_get("expires_at")?,
-                    };
-                    Ok((grant.expires_at > now).then_some(grant))
-                })
+                    )?
+                    .query_row(params![&hash[..], env], |row| {
+                        Ok(ProviderGrant {
+                            env: row.get(0)?,
+                            identity: Identity {
+                                appid: row.get(1)?,
+                                openid: row.get(2)?,
+                                unionid: row.get(3)?,
+                            },
+                            expires_at: row.get(4)?,
+                        })
+                    })
+                    .optional()?;
+                Ok(grant.filter(|g| g.expires_at > now))
             })
             .await
     }
@@ -663,74 +783,36 @@ impl Store for SqliteStore {
     ) -> Result<BindOutcome, StoreError> {
         let (uid, env, identity) = (uid.to_owned(), env.to_owned(), identity.clone());
         self.writer
-            .write(move |conn| {
-                Box::pin(async move { bind(conn, &uid, &env, &identity, now).await })
-            })
+            .write(move |conn| bind(conn, &uid, &env, &identity, now))
             .await
     }
 
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
-        let mut conn = self.reader.acquire().await?;
-        let mut identities: HashMap<String, Vec<Identity>> = HashMap::new();
-        for row in sqlx::query(
-            "SELECT uid, appid, openid, unionid FROM identities ORDER BY created_at, appid",
-        )
-        .fetch_all(&mut *conn)
-        .await?
-        {
-            identities
-                .entry(row.try_get("uid")?)
-                .or_default()
-                .push(Identity {
-                    appid: row.try_get("appid")?,
-                    openid: row.try_get("openid")?,
-                    unionid: row.try_get("unionid")?,
-                });
-        }
-        let rows = sqlx::query(
-            "SELECT uid, env, anonymous, created_at, updated_at FROM users ORDER BY created_at, uid",
-        )
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut users = Vec::with_capacity(rows.len());
-        for row in rows {
-            let uid: String = row.try_get("uid")?;
-            users.push(UserRecord {
-                identities: identities.remove(&uid).unwrap_or_default(),
-                env: row.try_get("env")?,
-                anonymous: row.try_get("anonymous")?,
-                created_at: row.try_get("created_at")?,
-                updated_at: row.try_get("updated_at")?,
-                uid,
-            });
-        }
-        Ok(users)
+        self.readers
+            .with_blocking(|conn| Ok(all_users(conn)?))
+            .await
     }
 
     async fn import_users(&self, users: &[UserRecord], now: i64) -> Result<(), StoreError> {
         let users = users.to_vec();
         self.writer
-            .write(move |conn| Box::pin(async move { import(conn, &users, now).await }))
+            .write_store(move |conn| import(conn, &users, now))
             .await
     }
 
     async fn reset(&self) -> Result<(), StoreError> {
         self.writer
             .write(move |conn| {
-                Box::pin(async move {
-                    for table in [
-                        "provider_tokens",
-                        "refresh_tokens",
-                        "families",
-                        "identities",
-                        "users",
-                    ] {
-                        sqlx::query(&format!("DELETE FROM {table}"))
-                            .execute(&mut *conn)
-                            .await?;
-                    }
-                    Ok(())
-                })
+                for table in [
+                    "provider_tokens",
+                    "refresh_tokens",
+                    "families",
+                    "identities",
+                    "users",
+                ] {
+                    conn.execute(&format!("DELETE FROM {table}"), [])?;
+                }
+                Ok(())
             })
             .await
     }
@@ -738,33 +820,38 @@ impl Store for SqliteStore {
     async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
         self.writer
             .write(move |conn| {
-                Box::pin(async move {
-                    let a = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at <= ?")
-                        .bind(now)
-                        .execute(&mut *conn)
-                        .await?
-                        .rows_affected();
-                    let b = sqlx::query("DELETE FROM provider_tokens WHERE expires_at <= ?")
-                        .bind(now)
-                        .execute(&mut *conn)
-                        .await?
-                        .rows_affected();
-                    Ok(a + b)
-                })
+                let a = conn
+                    .prepare_cached("DELETE FROM refresh_tokens WHERE expires_at <= ?")?
+                    .execute([now])?;
+                let b = conn
+                    .prepare_cached("DELETE FROM provider_tokens WHERE expires_at <= ?")?
+                    .execute([now])?;
+                Ok(u64::try_from(a + b).unwrap_or(u64::MAX))
             })
             .await
     }
 
     async fn close(&self) {
         self.writer.close().await;
-        self.reader.close().await;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
+
+    impl SqliteStore {
+        fn writer_queued(&self) -> usize {
+            self.writer.queued()
+        }
+    }
+
+    fn count(store: &SqliteStore, sql: &'static str) -> i64 {
+        store
+            .readers
+            .with(|conn| conn.query_row(sql, [], |row| row.get(0)))
+            .unwrap()
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_write_rolls_back_alone_in_its_batch() {
@@ -794,16 +881,100 @@ mod tests {
         assert_eq!(ok, 63);
         assert_eq!(store.list_users().await.unwrap().len(), 63);
         // The failed write left no family behind either.
-        let dup_families: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM families WHERE uid = 'dup'")
-                .fetch_one(&store.reader)
-                .await
-                .unwrap();
-        assert_eq!(dup_families, 1);
+        assert_eq!(
+            count(&store, "SELECT COUNT(*) FROM families WHERE uid = 'dup'"),
+            1
+        );
         store.close().await;
         assert!(
             store.ensure_env("x", 0).await.is_err(),
             "closed stores refuse writes"
         );
+    }
+
+    /// A batch whose storage fills up commits nothing: every write in it is answered
+    /// with an error, including the ones that ran before the failing statement, and
+    /// none of them is in the database afterwards.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_that_cannot_commit_acknowledges_none_of_its_writes() {
+        const SIGN_INS: usize = 63;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+        store.ensure_env("e", 0).await.unwrap();
+        // Hold the writer while the next batch queues up, and cap the database at its
+        // current size: the next batch can only use the free space left in its pages.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (holding, started) = tokio::sync::oneshot::channel::<()>();
+        let holder = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .writer
+                    .write(move |conn| {
+                        let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+                        conn.pragma_update(None, "max_page_count", pages)?;
+                        let _ = holding.send(());
+                        let _ = held.recv_timeout(Duration::from_secs(10));
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        tokio::time::timeout(Duration::from_secs(10), started)
+            .await
+            .expect("the writer runs the holding write")
+            .unwrap();
+        let mut writes = Vec::new();
+        for i in 0..SIGN_INS {
+            let store = store.clone();
+            writes.push(tokio::spawn(async move {
+                let user = UserRecord::new(format!("u{i}"), "e".into(), true, 0);
+                let family = NewFamily::new(format!("f{i}"), [i as u8; 32], 100);
+                store.create_anonymous(&user, &family, 0).await
+            }));
+        }
+        // Queued after the sign-ins: far more rows than the capped file holds.
+        let big: Vec<UserRecord> = (0..5000)
+            .map(|i| UserRecord::new(format!("bulk{i:08}"), "e".into(), true, 0))
+            .collect();
+        let importing = {
+            let store = store.clone();
+            tokio::spawn(async move { store.import_users(&big, 0).await })
+        };
+        // Bounded wait for every write to be queued behind the held one.
+        for _ in 0..200 {
+            if store.writer_queued() > SIGN_INS {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(store.writer_queued(), SIGN_INS + 1, "all writes queued");
+        release.send(()).unwrap();
+        holder.await.unwrap().unwrap();
+        let mut failed = 0;
+        let mut full = 0;
+        for w in writes {
+            if let Err(e) = w.await.unwrap() {
+                failed += 1;
+                full += usize::from(e.to_string().contains("full"));
+            }
+        }
+        let imported = importing.await.unwrap();
+        full += usize::from(
+            imported
+                .as_ref()
+                .is_err_and(|e| e.to_string().contains("full")),
+        );
+        assert!(imported.is_err());
+        assert_eq!(
+            failed, SIGN_INS,
+            "no write of the failed batch acknowledged"
+        );
+        assert!(full > 0, "the failure names the full disk");
+        store.close().await;
+        let reopened = SqliteStore::open(dir.path()).await.unwrap();
+        assert_eq!(reopened.count_users().await.unwrap(), 0);
+        assert_eq!(count(&reopened, "SELECT COUNT(*) FROM families"), 0);
+        reopened.close().await;
     }
 }
