@@ -4,6 +4,8 @@
 //! `#[non_exhaustive]`, folded into [`Error`]. [`Error::disposition`] tells a host what
 //! the engine did (or will do) with the local session, so adapters never guess.
 
+use crate::capacity::{ERROR_DESCRIPTION_MAX, ERROR_NAME_MAX};
+
 /// What an error means for the local session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -28,7 +30,7 @@ pub enum Error {
     #[error("API misuse: {0}")]
     ApiMisuse(#[from] ApiMisuse),
     /// The server answered with a CloudBase error body (or a non-2xx status).
-    #[error("server error: {0}")]
+    #[error(transparent)]
     Server(#[from] ServerError),
     /// The server's reply could not be understood. Keeps the session; retry later.
     #[error("malformed reply: {0}")]
@@ -113,11 +115,16 @@ pub enum ApiMisuse {
     OutputQueueFull,
 }
 
-/// A CloudBase error reply (§6 of docs/wire.md), kept small and `Copy` so it can
-/// sit in the output queue. Hosts that want the human `error_description` read it from
-/// the body they handed in with [`crate::wire::ErrorBody::parse`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("HTTP {status}, {kind:?} (error_code {code})")]
+/// A CloudBase error reply (§6 of docs/wire.md), with a bounded copy of the server's
+/// `error` name and `error_description` so a developer can read why it refused. `Copy`
+/// like every error of the crate; the texts are cut to [`ERROR_NAME_MAX`] and
+/// [`ERROR_DESCRIPTION_MAX`] bytes on a UTF-8 boundary.
+///
+/// Displays as `server refused (HTTP 400 invalid_argument): nickname too long`.
+///
+/// [`ERROR_NAME_MAX`]: crate::capacity::ERROR_NAME_MAX
+/// [`ERROR_DESCRIPTION_MAX`]: crate::capacity::ERROR_DESCRIPTION_MAX
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ServerError {
     /// HTTP status of the reply.
@@ -126,12 +133,30 @@ pub struct ServerError {
     pub kind: ServerErrorKind,
     /// The `error_code` (gRPC or business code; 0 when absent).
     pub code: i64,
+    /// The server's `error` name (`invalid_argument`); empty when absent or too long.
+    pub name: ErrorText<ERROR_NAME_MAX>,
+    /// The server's `error_description`, cut to fit; empty when absent.
+    pub description: ErrorText<ERROR_DESCRIPTION_MAX>,
 }
 
 impl ServerError {
-    /// Build from the parts of a reply.
+    /// Build from the parts of a reply, without texts (see [`Self::with_text`]).
     pub fn new(status: u16, kind: ServerErrorKind, code: i64) -> Self {
-        Self { status, kind, code }
+        Self {
+            status,
+            kind,
+            code,
+            name: ErrorText::EMPTY,
+            description: ErrorText::EMPTY,
+        }
+    }
+
+    /// The same error carrying the server's `error` name and `error_description`, each
+    /// cut to its capacity on a character boundary.
+    pub fn with_text(mut self, name: &str, description: &str) -> Self {
+        self.name = ErrorText::cut(name);
+        self.description = ErrorText::cut(description);
+        self
     }
 
     /// What this reply means for the session. Token rejection on a refresh is handled
@@ -145,6 +170,106 @@ impl ServerError {
             }
             _ => Disposition::KeepSession,
         }
+    }
+}
+
+impl core::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "server refused (HTTP {}", self.status)?;
+        if !self.name.is_empty() {
+            write!(f, " {}", self.name)?;
+        } else if self.code != 0 {
+            // Without a name the code is all there is to look up.
+            write!(f, ", error_code {}", self.code)?;
+        }
+        f.write_str(")")?;
+        if !self.description.is_empty() {
+            write!(f, ": {}", self.description)?;
+        }
+        Ok(())
+    }
+}
+
+impl core::error::Error for ServerError {}
+
+/// Text of at most `N` bytes (`N` ≤ 255) held inline, cut on a UTF-8 boundary.
+///
+/// `heapless::String` would do but is not `Copy`, and every error of the crate is `Copy`
+/// (errors sit in the engine's output queue and are handed to several callers).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ErrorText<const N: usize> {
+    len: u8,
+    /// Bytes past `len` are always zero, so the derived equality compares the text.
+    bytes: [u8; N],
+}
+
+impl<const N: usize> ErrorText<N> {
+    /// No text.
+    pub const EMPTY: Self = Self {
+        len: 0,
+        bytes: [0; N],
+    };
+
+    /// The longest prefix of `s` that fits in `N` bytes (and 255) and ends on a
+    /// character boundary.
+    pub fn cut(s: &str) -> Self {
+        let cap = N.min(u8::MAX as usize);
+        let mut end = s.len().min(cap);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut out = Self::EMPTY;
+        out.bytes[..end].copy_from_slice(&s.as_bytes()[..end]);
+        out.len = end as u8;
+        out
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Only ever filled from a `&str` cut on a boundary, so this never fails.
+        core::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+
+    /// Whether there is no text.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl<const N: usize> Default for ErrorText<N> {
+    fn default() -> Self {
+        Self::EMPTY
+    }
+}
+
+impl<const N: usize> core::ops::Deref for ErrorText<N> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl<const N: usize> core::fmt::Debug for ErrorText<N> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl<const N: usize> core::fmt::Display for ErrorText<N> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<const N: usize> PartialEq<str> for ErrorText<N> {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl<const N: usize> PartialEq<&str> for ErrorText<N> {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
     }
 }
 

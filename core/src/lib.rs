@@ -76,8 +76,8 @@ pub mod wire;
 pub use config::Config;
 pub use engine::Engine;
 pub use error::{
-    ApiMisuse, Disposition, Error, ServerError, ServerErrorKind, SnapshotError, TransportError,
-    WireError,
+    ApiMisuse, Disposition, Error, ErrorText, ServerError, ServerErrorKind, SnapshotError,
+    TransportError, WireError,
 };
 pub use output::{Completion, Delivery, OpId, Output, RequestId, Transmit};
 pub use session::{SessionView, UserView};

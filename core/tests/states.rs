@@ -253,6 +253,37 @@ fn test_initialized_sign_in_with_wechat_bad_code() {
     assert_eq!(e.kind, ServerErrorKind::InvalidGrant);
     assert_eq!(e.status, 400);
     assert_eq!(h.engine.login_state(), LoginState::Initialized);
+    assert_eq!(
+        (e.name.as_str(), e.description.as_str()),
+        ("invalid_grant", "invalid code")
+    );
+}
+
+#[test]
+fn test_initialized_sign_in_with_wechat_bad_code_every_waiter_reads_the_server_text() {
+    let mut h = engine_initialized();
+    let op = h
+        .engine
+        .sign_in_with_wechat(h.now, "never-minted", APPID)
+        .unwrap();
+    h.drain();
+    let waiters: std::vec::Vec<_> = (0..3)
+        .map(|_| {
+            let w = h.engine.get_login_state(h.now).unwrap();
+            h.drain();
+            w
+        })
+        .collect();
+    h.run();
+    for id in std::iter::once(op).chain(waiters) {
+        let Some(Err(Error::Server(e))) = h.result(id) else {
+            panic!("{id:?}: {:?}", h.result(id))
+        };
+        assert_eq!(
+            e.to_string(),
+            "server refused (HTTP 400 invalid_grant): invalid code"
+        );
+    }
 }
 
 #[test]

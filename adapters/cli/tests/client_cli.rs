@@ -148,6 +148,12 @@ fn every_command_end_to_end() {
         ])
         .expect(SERVER_ERROR);
     assert!(r.stderr.starts_with("error: the server at "), "{r:#?}");
+    // The server's own error name and description reach the user.
+    assert!(
+        r.stderr
+            .contains("server refused (HTTP 400 invalid_grant): "),
+        "{r:#?}"
+    );
     assert!(r.stderr.contains("wx.login"), "{r:#?}");
     assert_eq!(r.stderr.trim().lines().count(), 1, "one line: {r:#?}");
     // The failed sign-in left the session alone.

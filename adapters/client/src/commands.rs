@@ -713,7 +713,6 @@ fn explain(e: &ClientError, ctx: &Ctx) -> Failure {
             ),
         ),
         Error::Server(s) => {
-            let desc = said(&format!("HTTP {}", s.status));
             let (code, fix) = match s.kind {
                 ServerErrorKind::Unauthenticated => (
                     EXIT_NOT_SIGNED_IN,
@@ -761,10 +760,9 @@ fn explain(e: &ClientError, ctx: &Ctx) -> Failure {
             };
             Failure::new(
                 code,
-                format!(
-                    "the server at {} refused the request ({desc}; HTTP {}). {fix}",
-                    ctx.server, s.status
-                ),
+                // The core's error names the status, the server's error name and its
+                // description: `server refused (HTTP 400 invalid_argument): …`.
+                format!("the server at {}: {s}. {fix}", ctx.server),
             )
         }
         Error::ApiMisuse(ApiMisuse::InputInvalid { field })

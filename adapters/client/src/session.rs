@@ -784,7 +784,9 @@ impl Actor {
             }),
             (Err(error), _) => {
                 let detail = match error {
-                    Error::Server(_) | Error::Transport(_) => self.last_detail.clone(),
+                    // A server error carries the server's own texts (its Display shows
+                    // them); a transport failure's cause is known only here.
+                    Error::Transport(_) => self.last_detail.clone(),
                     _ => None,
                 };
                 Err(ClientError::Auth { error, detail })

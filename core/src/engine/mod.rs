@@ -49,7 +49,23 @@ enum Queued {
     Clear,
     StateChanged(LoginState, LoginState),
     Replaced,
-    Completed(OpId, Result<Completion, Error>),
+    Completed(OpId, Result<Completion, QueuedError>),
+}
+
+/// An error as it waits in the output queue. The common ones are tags; any other (a
+/// server error with its texts, a malformed reply) is `Held`: it sits once in
+/// `Engine::held`, since one input handles at most one reply and so queues at most one
+/// such error (every caller of the failed task gets the same one). Keeps each queue
+/// slot a few bytes: a server error with its texts is over 200, and there are
+/// [`OUTPUTS_MAX`] slots.
+#[derive(Debug, Clone, Copy)]
+enum QueuedError {
+    NotSignedIn,
+    SessionExpired,
+    Cancelled,
+    Busy,
+    Transport(TransportError),
+    Held,
 }
 
 /// The CloudBase Auth session engine. See the crate docs for the run loop.
@@ -77,6 +93,8 @@ pub struct Engine {
     /// No proactive refresh before this (backoff after transport failures).
     retry_at: u64,
     backoff_ms: u64,
+    /// The one error in the output queue that is not a tag (see [`QueuedError`]).
+    held: Error,
 }
 
 impl Default for Engine {
@@ -122,6 +140,7 @@ impl Engine {
             outputs: Deque::new(),
             retry_at: 0,
             backoff_ms: RETRY_BACKOFF_MIN_MS,
+            held: Error::Cancelled,
         }
     }
 
@@ -408,7 +427,10 @@ impl Engine {
             (Queued::Clear, _) => Output::ClearStorage,
             (Queued::StateChanged(from, to), _) => Output::LoginStateChanged { from, to },
             (Queued::Replaced, _) => Output::SessionReplaced,
-            (Queued::Completed(op, result), _) => Output::OperationCompleted { op, result },
+            (Queued::Completed(op, result), _) => Output::OperationCompleted {
+                op,
+                result: result.map_err(|e| self.unqueue_error(e)),
+            },
             // Excluded by the loop above.
             (Queued::Transmit(_), None) => Output::Timeout(self.poll_timeout()),
         };
@@ -501,6 +523,33 @@ impl Engine {
             "transition {from:?} -> {to:?} is not in the table"
         );
         self.push(Queued::StateChanged(from, to));
+    }
+
+    /// Queues an operation's result; an error that is not a tag goes to `held`.
+    fn queue_completion(&mut self, op: OpId, result: Result<Completion, Error>) {
+        let result = result.map_err(|e| match e {
+            Error::NotSignedIn => QueuedError::NotSignedIn,
+            Error::SessionExpired => QueuedError::SessionExpired,
+            Error::Cancelled => QueuedError::Cancelled,
+            Error::ApiMisuse(ApiMisuse::Busy) => QueuedError::Busy,
+            Error::Transport(t) => QueuedError::Transport(t),
+            other => {
+                self.held = other;
+                QueuedError::Held
+            }
+        });
+        self.push(Queued::Completed(op, result));
+    }
+
+    fn unqueue_error(&self, e: QueuedError) -> Error {
+        match e {
+            QueuedError::NotSignedIn => Error::NotSignedIn,
+            QueuedError::SessionExpired => Error::SessionExpired,
+            QueuedError::Cancelled => Error::Cancelled,
+            QueuedError::Busy => ApiMisuse::Busy.into(),
+            QueuedError::Transport(t) => Error::Transport(t),
+            QueuedError::Held => self.held,
+        }
     }
 
     fn push(&mut self, q: Queued) {
