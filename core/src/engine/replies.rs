@@ -45,6 +45,8 @@ impl Engine {
                 Ok(()) => Outcome::Ok,
                 Err(e) => Outcome::Failed(e),
             },
+            Endpoint::UserProfile => self.took_profile(reply),
+            Endpoint::DeleteMe => self.took_deletion(reply),
             // Not used by the engine's tasks.
             _ => Outcome::Failed(Error::Transport(TransportError::Failed)),
         };
@@ -179,6 +181,34 @@ impl Engine {
                 Outcome::Ok
             }
             Err(e) => Outcome::of_user(e),
+        }
+    }
+
+    /// `user/profile`: the updated user, cached as a `user/me` reply is. A refusal
+    /// (invalid value, token refused) fails only this change: the session and the
+    /// cached profile stay as they were.
+    fn took_profile(&mut self, reply: Reply<'_>) -> Outcome {
+        self.parked = super::Parked::Nothing;
+        match reply.decode(User::parse) {
+            Ok(user) => {
+                self.cache_profile(&user);
+                self.push(Queued::Persist);
+                Outcome::Ok
+            }
+            Err(e) => Outcome::Failed(e),
+        }
+    }
+
+    /// `DELETE user/me`: the user is gone on the server with every session; the local
+    /// session ends as after a sign-out (no `revoke`: nothing is left to revoke).
+    fn took_deletion(&mut self, reply: Reply<'_>) -> Outcome {
+        match reply.decode(|_| Ok(())) {
+            Ok(()) => {
+                self.generation = self.generation.wrapping_add(1);
+                self.end_session();
+                Outcome::Ok
+            }
+            Err(e) => Outcome::Failed(e),
         }
     }
 

@@ -156,10 +156,12 @@ async fn load_user(
     uid: &str,
 ) -> Result<Option<UserRecord>, StoreError> {
     let Some(row) =
-        sqlx::query("SELECT uid, env, anonymous, created_at, updated_at FROM users WHERE uid = ?")
-            .bind(uid)
-            .fetch_optional(&mut *conn)
-            .await?
+        sqlx::query(
+            "SELECT uid, env, anonymous, created_at, updated_at, name, picture FROM users WHERE uid = ?",
+        )
+        .bind(uid)
+        .fetch_optional(&mut *conn)
+        .await?
     else {
         return Ok(None);
     };
@@ -170,6 +172,8 @@ async fn load_user(
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         identities: Vec::new(),
+        name: row.try_get("name")?,
+        picture: row.try_get("picture")?,
     };
     let rows = sqlx::query(
         "SELECT appid, openid, unionid FROM identities WHERE uid = ? ORDER BY created_at, appid",
@@ -402,6 +406,30 @@ async fn bind(
     Ok(BindOutcome::Bound)
 }
 
+/// The body of [`Store::update_profile`], inside the writer's transaction.
+async fn set_profile(
+    conn: &mut SqliteConnection,
+    uid: &str,
+    name: Option<&str>,
+    picture: Option<&str>,
+    now: i64,
+) -> Result<Option<UserRecord>, StoreError> {
+    let done = sqlx::query(
+        "UPDATE users SET name = COALESCE(?, name), picture = COALESCE(?, picture), updated_at = ?
+         WHERE uid = ?",
+    )
+    .bind(name)
+    .bind(picture)
+    .bind(now)
+    .bind(uid)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(None);
+    }
+    load_user(conn, uid).await
+}
+
 /// The body of [`Store::import_users`], inside the writer's transaction (an error rolls
 /// every user of the import back).
 async fn import(
@@ -412,15 +440,19 @@ async fn import(
     for user in users {
         insert_env(conn, &user.env, now).await?;
         sqlx::query(
-            "INSERT INTO users (uid, env, anonymous, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+            "INSERT INTO users (uid, env, anonymous, created_at, updated_at, name, picture)
+             VALUES (?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (uid) DO UPDATE SET env = excluded.env, anonymous = excluded.anonymous,
-               created_at = excluded.created_at, updated_at = excluded.updated_at",
+               created_at = excluded.created_at, updated_at = excluded.updated_at,
+               name = excluded.name, picture = excluded.picture",
         )
         .bind(&user.uid)
         .bind(&user.env)
         .bind(user.anonymous)
         .bind(user.created_at)
         .bind(user.updated_at)
+        .bind(&user.name)
+        .bind(&user.picture)
         .execute(&mut *conn)
         .await?;
         for identity in &user.identities {
@@ -688,7 +720,8 @@ impl Store for SqliteStore {
                 });
         }
         let rows = sqlx::query(
-            "SELECT uid, env, anonymous, created_at, updated_at FROM users ORDER BY created_at, uid",
+            "SELECT uid, env, anonymous, created_at, updated_at, name, picture FROM users
+             ORDER BY created_at, uid",
         )
         .fetch_all(&mut *conn)
         .await?;
@@ -701,10 +734,50 @@ impl Store for SqliteStore {
                 anonymous: row.try_get("anonymous")?,
                 created_at: row.try_get("created_at")?,
                 updated_at: row.try_get("updated_at")?,
+                name: row.try_get("name")?,
+                picture: row.try_get("picture")?,
                 uid,
             });
         }
         Ok(users)
+    }
+
+    async fn update_profile(
+        &self,
+        uid: &str,
+        name: Option<&str>,
+        picture: Option<&str>,
+        now: i64,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let (uid, name, picture) = (
+            uid.to_owned(),
+            name.map(str::to_owned),
+            picture.map(str::to_owned),
+        );
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    set_profile(conn, &uid, name.as_deref(), picture.as_deref(), now).await
+                })
+            })
+            .await
+    }
+
+    async fn delete_user(&self, uid: &str) -> Result<bool, StoreError> {
+        let uid = uid.to_owned();
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    // Identities and families (with their refresh tokens) go by
+                    // `ON DELETE CASCADE`: every device is signed out.
+                    let done = sqlx::query("DELETE FROM users WHERE uid = ?")
+                        .bind(&uid)
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(done.rows_affected() > 0)
+                })
+            })
+            .await
     }
 
     async fn import_users(&self, users: &[UserRecord], now: i64) -> Result<(), StoreError> {
