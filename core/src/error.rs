@@ -4,7 +4,22 @@
 //! `#[non_exhaustive]`, folded into [`Error`]. [`Error::disposition`] tells a host what
 //! the engine did (or will do) with the local session, so adapters never guess.
 
-use crate::capacity::{ERROR_DESCRIPTION_MAX, ERROR_NAME_MAX};
+/// Bytes of the server's `error` name a [`ServerError`] keeps (0 without the
+/// `error-text` feature).
+#[cfg(feature = "error-text")]
+pub const ERROR_NAME_KEPT: usize = crate::capacity::ERROR_NAME_MAX;
+/// Bytes of the server's `error` name a [`ServerError`] keeps (0 without the
+/// `error-text` feature).
+#[cfg(not(feature = "error-text"))]
+pub const ERROR_NAME_KEPT: usize = 0;
+/// Bytes of the server's `error_description` a [`ServerError`] keeps (0 without the
+/// `error-text` feature).
+#[cfg(feature = "error-text")]
+pub const ERROR_DESCRIPTION_KEPT: usize = crate::capacity::ERROR_DESCRIPTION_MAX;
+/// Bytes of the server's `error_description` a [`ServerError`] keeps (0 without the
+/// `error-text` feature).
+#[cfg(not(feature = "error-text"))]
+pub const ERROR_DESCRIPTION_KEPT: usize = 0;
 
 /// What an error means for the local session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,13 +132,11 @@ pub enum ApiMisuse {
 
 /// A CloudBase error reply (§6 of docs/wire.md), with a bounded copy of the server's
 /// `error` name and `error_description` so a developer can read why it refused. `Copy`
-/// like every error of the crate; the texts are cut to [`ERROR_NAME_MAX`] and
-/// [`ERROR_DESCRIPTION_MAX`] bytes on a UTF-8 boundary.
+/// like every error of the crate; the texts are cut to [`ERROR_NAME_KEPT`] and
+/// [`ERROR_DESCRIPTION_KEPT`] bytes on a UTF-8 boundary: 48 and 160 with the default
+/// feature `error-text`, nothing without it.
 ///
 /// Displays as `server refused (HTTP 400 invalid_argument): nickname too long`.
-///
-/// [`ERROR_NAME_MAX`]: crate::capacity::ERROR_NAME_MAX
-/// [`ERROR_DESCRIPTION_MAX`]: crate::capacity::ERROR_DESCRIPTION_MAX
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ServerError {
@@ -134,9 +147,9 @@ pub struct ServerError {
     /// The `error_code` (gRPC or business code; 0 when absent).
     pub code: i64,
     /// The server's `error` name (`invalid_argument`); empty when absent or too long.
-    pub name: ErrorText<ERROR_NAME_MAX>,
+    pub name: ErrorText<ERROR_NAME_KEPT>,
     /// The server's `error_description`, cut to fit; empty when absent.
-    pub description: ErrorText<ERROR_DESCRIPTION_MAX>,
+    pub description: ErrorText<ERROR_DESCRIPTION_KEPT>,
 }
 
 impl ServerError {
@@ -213,14 +226,8 @@ impl<const N: usize> ErrorText<N> {
     /// The longest prefix of `s` that fits in `N` bytes (and 255) and ends on a
     /// character boundary.
     pub fn cut(s: &str) -> Self {
-        let cap = N.min(u8::MAX as usize);
-        let mut end = s.len().min(cap);
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
         let mut out = Self::EMPTY;
-        out.bytes[..end].copy_from_slice(&s.as_bytes()[..end]);
-        out.len = end as u8;
+        out.len = cut_into(s, &mut out.bytes);
         out
     }
 
@@ -234,6 +241,17 @@ impl<const N: usize> ErrorText<N> {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+}
+
+/// Copies the longest prefix of `s` that fits `out` (and 255 bytes) and ends on a
+/// character boundary; its length. One body for every capacity (smaller wasm).
+fn cut_into(s: &str, out: &mut [u8]) -> u8 {
+    let mut end = s.len().min(out.len()).min(usize::from(u8::MAX));
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    out[..end].copy_from_slice(&s.as_bytes()[..end]);
+    end as u8
 }
 
 impl<const N: usize> Default for ErrorText<N> {

@@ -58,6 +58,10 @@ enum Queued {
 /// written before any reply to its task can produce an error, and a reply that fails
 /// the task ends the change with it. Sharing the memory keeps the engine within 4 KiB.
 #[derive(Debug, Clone)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one instance in the engine; no allocator to box into"
+)]
 enum Parked {
     Nothing,
     Error(Error),
