@@ -101,7 +101,9 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # -Oz; then drop the exported globals rustc adds (__data_end, __heap_base: WXWebAssembly
 # does not support exported globals on iOS) by keeping only the function and memory
-# exports; then -Oz again.
+# exports; then -Oz again, with binaryen's flatten + rereloop between two -Oz rounds:
+# rebuilding the control flow from scratch took 522 bytes more off the module (44,993 →
+# 44,471, measured on the module of the account operations), which the budget needs.
 wasm-opt -Oz "${FEATURES[@]}" "$WASM" -o "$tmp/a.wasm"
 node -e '
   const fs = require("fs");
@@ -112,7 +114,8 @@ node -e '
   fs.writeFileSync(process.argv[2], JSON.stringify(graph));
 ' "$tmp/a.wasm" "$tmp/graph.json"
 wasm-metadce "${FEATURES[@]}" --graph-file "$tmp/graph.json" "$tmp/a.wasm" -o "$tmp/b.wasm" >/dev/null
-wasm-opt -Oz "${FEATURES[@]}" "$tmp/b.wasm" -o "$JS/cloudbase_auth.wasm"
+wasm-opt -Oz --converge --flatten --rereloop -Oz --converge "${FEATURES[@]}" "$tmp/b.wasm" \
+  -o "$JS/cloudbase_auth.wasm"
 
 # The Mini Program copy of the facade: MINIPROGRAM set to true, so the Node/browser host
 # compiles out; ES2017 kept. The client's own fields and methods are renamed too (PRIVATE:

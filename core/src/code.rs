@@ -11,7 +11,7 @@
 //! |---|---|
 //! | [`LoginState`] | 0 uninitialized, 1 initialized, 2 anonymous, 3 WeChat, 4 signed out |
 //! | [`Output`] (its kind) | 0 timeout, 1 transmit, 2 persist snapshot, 3 clear storage, 4 login state changed, 5 operation completed, 6 session replaced |
-//! | [`Completion`] | (kind, detail): 1 login state, 2 signed in (detail: the state's code), 3 user info, 4 linked, 5 signed out (detail: revoked 1/0) |
+//! | [`Completion`] | (kind, detail): 1 login state, 2 signed in (detail: the state's code), 3 user info, 4 linked, 5 signed out (detail: revoked 1/0), 6 profile updated, 7 account deleted |
 //! | [`Delivery`] | 1 accepted, 0 stale |
 //! | [`Error`] | (class, sub): see [`Error::code`] |
 //! | [`ServerErrorKind`] | 0 other, 1 invalid grant, 2 unauthenticated, 3 invalid argument, 4 permission denied, 5 not found, 6 conflict, 7 rate limited, 8 unavailable |
@@ -70,11 +70,12 @@ impl Output<'_> {
 
 impl Completion {
     /// The highest completion kind.
-    pub const CODE_MAX: u8 = 5;
+    pub const CODE_MAX: u8 = 7;
 
     /// `(kind, detail)`: 1 login state, 2 signed in (detail: the state's
     /// [code](LoginState::code)), 3 user info, 4 linked, 5 signed out (detail: 1 if
-    /// revoked, else 0). The detail is 0 where the kind has none.
+    /// revoked, else 0), 6 profile updated, 7 account deleted. The detail is 0 where the
+    /// kind has none.
     pub const fn code(self) -> (u8, u8) {
         match self {
             Completion::LoginState => (1, 0),
@@ -82,6 +83,8 @@ impl Completion {
             Completion::UserInfo => (3, 0),
             Completion::Linked => (4, 0),
             Completion::SignedOut { revoked } => (5, revoked as u8),
+            Completion::ProfileUpdated => (6, 0),
+            Completion::AccountDeleted => (7, 0),
         }
     }
 }
@@ -392,6 +395,8 @@ mod tests {
             Completion::UserInfo,
             Completion::Linked,
             Completion::SignedOut { revoked: true },
+            Completion::ProfileUpdated,
+            Completion::AccountDeleted,
         ];
         let kinds = completions.map(|c| c.code().0);
         assert_dense(&kinds, 1, Completion::CODE_MAX, "completions");

@@ -4,6 +4,23 @@
 //! `#[non_exhaustive]`, folded into [`Error`]. [`Error::disposition`] tells a host what
 //! the engine did (or will do) with the local session, so adapters never guess.
 
+/// Bytes of the server's `error` name a [`ServerError`] keeps (0 without the
+/// `error-text` feature).
+#[cfg(feature = "error-text")]
+pub const ERROR_NAME_KEPT: usize = crate::capacity::ERROR_NAME_MAX;
+/// Bytes of the server's `error` name a [`ServerError`] keeps (0 without the
+/// `error-text` feature).
+#[cfg(not(feature = "error-text"))]
+pub const ERROR_NAME_KEPT: usize = 0;
+/// Bytes of the server's `error_description` a [`ServerError`] keeps (0 without the
+/// `error-text` feature).
+#[cfg(feature = "error-text")]
+pub const ERROR_DESCRIPTION_KEPT: usize = crate::capacity::ERROR_DESCRIPTION_MAX;
+/// Bytes of the server's `error_description` a [`ServerError`] keeps (0 without the
+/// `error-text` feature).
+#[cfg(not(feature = "error-text"))]
+pub const ERROR_DESCRIPTION_KEPT: usize = 0;
+
 /// What an error means for the local session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -28,7 +45,7 @@ pub enum Error {
     #[error("API misuse: {0}")]
     ApiMisuse(#[from] ApiMisuse),
     /// The server answered with a CloudBase error body (or a non-2xx status).
-    #[error("server error: {0}")]
+    #[error(transparent)]
     Server(#[from] ServerError),
     /// The server's reply could not be understood. Keeps the session; retry later.
     #[error("malformed reply: {0}")]
@@ -113,11 +130,14 @@ pub enum ApiMisuse {
     OutputQueueFull,
 }
 
-/// A CloudBase error reply (§6 of docs/wire.md), kept small and `Copy` so it can
-/// sit in the output queue. Hosts that want the human `error_description` read it from
-/// the body they handed in with [`crate::wire::ErrorBody::parse`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("HTTP {status}, {kind:?} (error_code {code})")]
+/// A CloudBase error reply (§6 of docs/wire.md), with a bounded copy of the server's
+/// `error` name and `error_description` so a developer can read why it refused. `Copy`
+/// like every error of the crate; the texts are cut to [`ERROR_NAME_KEPT`] and
+/// [`ERROR_DESCRIPTION_KEPT`] bytes on a UTF-8 boundary: 48 and 160 with the default
+/// feature `error-text`, nothing without it.
+///
+/// Displays as `server refused (HTTP 400 invalid_argument): nickname too long`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ServerError {
     /// HTTP status of the reply.
@@ -126,12 +146,30 @@ pub struct ServerError {
     pub kind: ServerErrorKind,
     /// The `error_code` (gRPC or business code; 0 when absent).
     pub code: i64,
+    /// The server's `error` name (`invalid_argument`); empty when absent or too long.
+    pub name: ErrorText<ERROR_NAME_KEPT>,
+    /// The server's `error_description`, cut to fit; empty when absent.
+    pub description: ErrorText<ERROR_DESCRIPTION_KEPT>,
 }
 
 impl ServerError {
-    /// Build from the parts of a reply.
+    /// Build from the parts of a reply, without texts (see [`Self::with_text`]).
     pub fn new(status: u16, kind: ServerErrorKind, code: i64) -> Self {
-        Self { status, kind, code }
+        Self {
+            status,
+            kind,
+            code,
+            name: ErrorText::EMPTY,
+            description: ErrorText::EMPTY,
+        }
+    }
+
+    /// The same error carrying the server's `error` name and `error_description`, each
+    /// cut to its capacity on a character boundary.
+    pub fn with_text(mut self, name: &str, description: &str) -> Self {
+        self.name = ErrorText::cut(name);
+        self.description = ErrorText::cut(description);
+        self
     }
 
     /// What this reply means for the session. Token rejection on a refresh is handled
@@ -145,6 +183,111 @@ impl ServerError {
             }
             _ => Disposition::KeepSession,
         }
+    }
+}
+
+impl core::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "server refused (HTTP {}", self.status)?;
+        if !self.name.is_empty() {
+            write!(f, " {}", self.name)?;
+        } else if self.code != 0 {
+            // Without a name the code is all there is to look up.
+            write!(f, ", error_code {}", self.code)?;
+        }
+        f.write_str(")")?;
+        if !self.description.is_empty() {
+            write!(f, ": {}", self.description)?;
+        }
+        Ok(())
+    }
+}
+
+impl core::error::Error for ServerError {}
+
+/// Text of at most `N` bytes (`N` ≤ 255) held inline, cut on a UTF-8 boundary.
+///
+/// `heapless::String` would do but is not `Copy`, and every error of the crate is `Copy`
+/// (errors sit in the engine's output queue and are handed to several callers).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ErrorText<const N: usize> {
+    len: u8,
+    /// Bytes past `len` are always zero, so the derived equality compares the text.
+    bytes: [u8; N],
+}
+
+impl<const N: usize> ErrorText<N> {
+    /// No text.
+    pub const EMPTY: Self = Self {
+        len: 0,
+        bytes: [0; N],
+    };
+
+    /// The longest prefix of `s` that fits in `N` bytes (and 255) and ends on a
+    /// character boundary.
+    pub fn cut(s: &str) -> Self {
+        let mut out = Self::EMPTY;
+        out.len = cut_into(s, &mut out.bytes);
+        out
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Only ever filled from a `&str` cut on a boundary, so this never fails.
+        core::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+
+    /// Whether there is no text.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Copies the longest prefix of `s` that fits `out` (and 255 bytes) and ends on a
+/// character boundary; its length. One body for every capacity (smaller wasm).
+fn cut_into(s: &str, out: &mut [u8]) -> u8 {
+    let mut end = s.len().min(out.len()).min(usize::from(u8::MAX));
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    out[..end].copy_from_slice(&s.as_bytes()[..end]);
+    end as u8
+}
+
+impl<const N: usize> Default for ErrorText<N> {
+    fn default() -> Self {
+        Self::EMPTY
+    }
+}
+
+impl<const N: usize> core::ops::Deref for ErrorText<N> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl<const N: usize> core::fmt::Debug for ErrorText<N> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl<const N: usize> core::fmt::Display for ErrorText<N> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<const N: usize> PartialEq<str> for ErrorText<N> {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl<const N: usize> PartialEq<&str> for ErrorText<N> {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
     }
 }
 

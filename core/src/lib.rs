@@ -10,7 +10,7 @@
 //!
 //! * **Inputs** are methods: `init`, `restore`, the `wx.cloud.auth()` operations
 //!   (`get_login_state`, `sign_in_anonymously`, `sign_in_with_wechat`, `get_user_info`,
-//!   `sign_out`, `link_wechat`), `handle_response`, `handle_transport_error`,
+//!   `sign_out`, `link_wechat`, `update_profile`, `delete_account`), `handle_response`, `handle_transport_error`,
 //!   `handle_timeout`. Each carries `now_ms`: wall-clock milliseconds (Unix epoch, so
 //!   snapshots survive restarts). Time going backwards is ignored.
 //! * **Outputs** are drained with [`Engine::poll_output`] until it returns
@@ -76,8 +76,8 @@ pub mod wire;
 pub use config::Config;
 pub use engine::Engine;
 pub use error::{
-    ApiMisuse, Disposition, Error, ServerError, ServerErrorKind, SnapshotError, TransportError,
-    WireError,
+    ApiMisuse, Disposition, Error, ErrorText, ServerError, ServerErrorKind, SnapshotError,
+    TransportError, WireError,
 };
 pub use output::{Completion, Delivery, OpId, Output, RequestId, Transmit};
 pub use session::{SessionView, UserView};

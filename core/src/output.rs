@@ -62,6 +62,12 @@ pub enum Completion {
         /// Whether the server acknowledged the revoke request.
         revoked: bool,
     },
+    /// `update_profile` finished: the server stored the change and the cached profile
+    /// (read `Engine::user`) is the user object it answered with.
+    ProfileUpdated,
+    /// `delete_account` finished: the server deleted the user with every session on
+    /// every device, and the local session ended (state `SignedOut`).
+    AccountDeleted,
 }
 
 /// Whether a reply was taken.
@@ -125,7 +131,8 @@ pub struct Transmit<'a> {
     pub request: RequestId,
     /// Which CloudBase endpoint.
     pub endpoint: Endpoint,
-    /// HTTP method.
+    /// HTTP method to send with (`POST` for a `PATCH` endpoint, whose
+    /// `x-http-method-override` header then says `PATCH`).
     pub method: Method,
     /// Path and query, e.g. `/auth/v1/token?client_id=env`; prepend the origin.
     pub path: &'a str,

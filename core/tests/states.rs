@@ -253,6 +253,37 @@ fn test_initialized_sign_in_with_wechat_bad_code() {
     assert_eq!(e.kind, ServerErrorKind::InvalidGrant);
     assert_eq!(e.status, 400);
     assert_eq!(h.engine.login_state(), LoginState::Initialized);
+    assert_eq!(
+        (e.name.as_str(), e.description.as_str()),
+        ("invalid_grant", "invalid code")
+    );
+}
+
+#[test]
+fn test_initialized_sign_in_with_wechat_bad_code_every_waiter_reads_the_server_text() {
+    let mut h = engine_initialized();
+    let op = h
+        .engine
+        .sign_in_with_wechat(h.now, "never-minted", APPID)
+        .unwrap();
+    h.drain();
+    let waiters: std::vec::Vec<_> = (0..3)
+        .map(|_| {
+            let w = h.engine.get_login_state(h.now).unwrap();
+            h.drain();
+            w
+        })
+        .collect();
+    h.run();
+    for id in std::iter::once(op).chain(waiters) {
+        let Some(Err(Error::Server(e))) = h.result(id) else {
+            panic!("{id:?}: {:?}", h.result(id))
+        };
+        assert_eq!(
+            e.to_string(),
+            "server refused (HTTP 400 invalid_grant): invalid code"
+        );
+    }
 }
 
 #[test]
@@ -811,4 +842,157 @@ fn test_any_error_dispositions() {
 fn base64(s: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+// ----- the user's account: profile update, deletion --------------------------------------
+
+#[test]
+fn test_wechat_update_profile() {
+    let mut h = engine_wechat();
+    let op = h
+        .engine
+        .update_profile(h.now, Some("Bob 😀 B"), Some("https://a.example/b.png"))
+        .unwrap();
+    h.run();
+    assert_eq!(h.result(op), Some(Ok(Completion::ProfileUpdated)));
+    let user = h.engine.user().unwrap();
+    assert_eq!(
+        (user.nick_name, user.avatar_url),
+        ("Bob 😀 B", "https://a.example/b.png")
+    );
+    assert_eq!(h.engine.login_state(), LoginState::WeChat);
+    assert_eq!(h.server.hits(Endpoint::UserProfile), 1);
+    // The change is in the snapshot: a restart shows it without a request.
+    let stored = h.stored.clone().unwrap();
+    h.restart_with(&stored).unwrap();
+    let user = h.engine.user().unwrap();
+    assert_eq!(user.nick_name, "Bob 😀 B");
+}
+
+#[test]
+fn test_anonymous_update_profile_refused_keeps_the_cached_profile() {
+    let mut h = engine_anonymous();
+    let before = h.engine.user().unwrap().nick_name.to_owned();
+    let op = h
+        .engine
+        .update_profile(
+            h.now,
+            Some("a nickname far longer than twenty characters"),
+            None,
+        )
+        .unwrap();
+    h.run();
+    let Some(Err(Error::Server(e))) = h.result(op) else {
+        panic!("{:?}", h.result(op))
+    };
+    assert_eq!(
+        e.to_string(),
+        "server refused (HTTP 400 invalid_argument): nickname too long"
+    );
+    assert_eq!(h.engine.user().unwrap().nick_name, before);
+    assert_eq!(h.engine.login_state(), LoginState::Anonymous);
+}
+
+#[test]
+fn test_anonymous_update_profile_bad_input_sends_nothing() {
+    let mut h = engine_anonymous();
+    let misuse = |r: Result<_, Error>| match r {
+        Err(Error::ApiMisuse(m)) => m,
+        other => panic!("{other:?}"),
+    };
+    let long = "名".repeat(22); // 66 bytes
+    assert_eq!(
+        misuse(h.engine.update_profile(h.now, Some(&long), None)),
+        ApiMisuse::InputTooLong {
+            field: "nickname",
+            max: 64
+        }
+    );
+    for bad in [
+        "ftp://a.example/x.png",
+        "javascript:alert(1)",
+        "https://",
+        "https://a b",
+    ] {
+        assert_eq!(
+            misuse(h.engine.update_profile(h.now, None, Some(bad))),
+            ApiMisuse::InputInvalid {
+                field: "avatar_url"
+            },
+            "{bad}"
+        );
+    }
+    let long_url = format!("https://a.example/{}", "x".repeat(256));
+    assert_eq!(
+        misuse(h.engine.update_profile(h.now, None, Some(&long_url))),
+        ApiMisuse::InputTooLong {
+            field: "avatar_url",
+            max: 256
+        }
+    );
+    assert_eq!(
+        misuse(h.engine.update_profile(h.now, None, None)),
+        ApiMisuse::InputInvalid { field: "profile" }
+    );
+    assert_eq!(
+        misuse(h.engine.update_profile(h.now, Some(" "), None)),
+        ApiMisuse::InputInvalid { field: "nickname" }
+    );
+    h.run();
+    assert_eq!(h.server.hits(Endpoint::UserProfile), 0);
+}
+
+#[test]
+fn test_signed_out_update_profile_and_delete_account_not_signed_in() {
+    let mut h = engine_initialized();
+    assert_eq!(
+        h.engine.update_profile(h.now, Some("x"), None),
+        Err(Error::NotSignedIn)
+    );
+    assert_eq!(h.engine.delete_account(h.now), Err(Error::NotSignedIn));
+}
+
+#[test]
+fn test_anonymous_update_profile_when_due_refreshes_first() {
+    let mut h = engine_anonymous();
+    let refresh_at = h.engine.session().unwrap().refresh_at_ms;
+    h.now = refresh_at; // due, but the timer has not fired yet
+    let op = h
+        .engine
+        .update_profile(h.now, None, Some("http://a.example/c.png"))
+        .unwrap();
+    h.run();
+    assert_eq!(h.result(op), Some(Ok(Completion::ProfileUpdated)));
+    assert_eq!(h.server.hits(Endpoint::Token), 1);
+    assert_eq!(
+        h.engine.user().unwrap().avatar_url,
+        "http://a.example/c.png"
+    );
+}
+
+#[test]
+fn test_wechat_delete_account() {
+    let mut h = engine_wechat();
+    let op = h.engine.delete_account(h.now).unwrap();
+    h.run();
+    assert_eq!(h.result(op), Some(Ok(Completion::AccountDeleted)));
+    assert_eq!(h.engine.login_state(), LoginState::SignedOut);
+    assert!(h.engine.session().is_none());
+    assert_eq!(h.server.hits(Endpoint::DeleteMe), 1);
+    assert_eq!(h.server.hits(Endpoint::Revoke), 0, "nothing left to revoke");
+    // The stored snapshot is signed out.
+    let stored = h.stored.clone().unwrap();
+    h.restart_with(&stored).unwrap();
+    assert_eq!(h.engine.login_state(), LoginState::SignedOut);
+}
+
+#[test]
+fn test_anonymous_delete_account_while_busy() {
+    let mut h = held(engine_anonymous());
+    h.engine.get_user_info(h.now).unwrap();
+    h.drain();
+    assert_eq!(
+        h.engine.delete_account(h.now),
+        Err(Error::ApiMisuse(ApiMisuse::Busy))
+    );
 }

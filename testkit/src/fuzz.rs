@@ -375,6 +375,13 @@ fn check_reply<T: Debug + PartialEq + Serialize>(
                 assert_eq!(s.status, status, "server error status");
                 assert_eq!(s.kind, ServerErrorKind::classify(status, &e.error));
                 assert_eq!(s.code, e.error_code, "server error code");
+                // The error keeps the body's texts, cut on a character boundary.
+                assert_eq!(s.name.as_str(), e.error.as_str(), "server error name");
+                assert_eq!(
+                    s.description.as_str(),
+                    e.error_description.as_str(),
+                    "server error description"
+                );
             }
             other => panic!("status {status}, error-shaped or not 2xx, gave {other:?}"),
         }

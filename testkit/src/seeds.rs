@@ -351,7 +351,7 @@ pub fn encode_ops(ops: &[Op]) -> Vec<u8> {
 /// byte with bit 0 set: anonymous recovery off), as [`crate::fuzz::decode_run`] reads
 /// them.
 pub fn encode_run(setup: Setup, ops: &[Op]) -> Vec<u8> {
-    const VARIANTS: u64 = 22;
+    const VARIANTS: u64 = 24;
     let mut out = Vec::new();
     for op in ops {
         out.push(1);
@@ -422,6 +422,11 @@ pub fn encode_run(setup: Setup, ops: &[Op]) -> Vec<u8> {
                 out.push(*secs);
             }
             Op::NoRefreshTokens => tag(21),
+            Op::UpdateProfile { change_idx } => {
+                tag(22);
+                out.push(*change_idx);
+            }
+            Op::DeleteAccount => tag(23),
         }
     }
     out.push(0);
@@ -469,6 +474,35 @@ fn named_sequences() -> Vec<(&'static str, Vec<Op>)> {
     use Op::*;
     let good = ReplyGood { oldest: false };
     vec![
+        (
+            "account",
+            vec![
+                SignInWeChat { openid_idx: 1 },
+                good.clone(),
+                good.clone(),
+                good.clone(),
+                UpdateProfile { change_idx: 2 },
+                DeleteAccount, // busy: the update is in flight
+                good.clone(),
+                UpdateProfile { change_idx: 0 },
+                ReplyError {
+                    status_idx: 0,
+                    kind_idx: 2,
+                },
+                Restore,
+                DeleteAccount,
+                GetUserInfo, // waits behind the deletion, then not signed in
+                good.clone(),
+                UpdateProfile { change_idx: 1 }, // not signed in
+                SignInAnonymously,
+                good.clone(),
+                good.clone(),
+                AdvanceToDeadline,
+                DeleteAccount, // due: refreshes first
+                good.clone(),
+                good.clone(),
+            ],
+        ),
         (
             "full_flow",
             vec![

@@ -41,6 +41,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         2 => Just(Op::ServerExpiresAccessTokens),
         1 => any::<u8>().prop_map(|secs| Op::ShortTokens { secs }),
         1 => Just(Op::NoRefreshTokens),
+        2 => any::<u8>().prop_map(|change_idx| Op::UpdateProfile { change_idx }),
+        1 => Just(Op::DeleteAccount),
     ]
 }
 

@@ -55,6 +55,8 @@ fn encoded_ops_decode_back() {
         Op::ServerExpiresAccessTokens,
         Op::ShortTokens { secs: 120 },
         Op::NoRefreshTokens,
+        Op::UpdateProfile { change_idx: 200 },
+        Op::DeleteAccount,
     ];
     assert_eq!(
         decode_run(&encode_ops(&every_variant)),

@@ -148,6 +148,12 @@ fn every_command_end_to_end() {
         ])
         .expect(SERVER_ERROR);
     assert!(r.stderr.starts_with("error: the server at "), "{r:#?}");
+    // The server's own error name and description reach the user.
+    assert!(
+        r.stderr
+            .contains("server refused (HTTP 400 invalid_grant): "),
+        "{r:#?}"
+    );
     assert!(r.stderr.contains("wx.login"), "{r:#?}");
     assert_eq!(r.stderr.trim().lines().count(), 1, "one line: {r:#?}");
     // The failed sign-in left the session alone.
@@ -544,4 +550,56 @@ fn status_tells_a_server_that_is_not_one() {
     let line = r.field("server");
     assert!(line.contains("not answering"), "{r:#?}");
     assert!(line.contains("not a cloudbase-auth health reply"), "{r:#?}");
+}
+
+#[test]
+fn profile_and_delete_account_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"), &[]);
+    let p = Profile::new(tmp.path().join("profile"), &server.url);
+    let other = Profile::new(tmp.path().join("other"), &server.url);
+
+    p.run(&["profile", "--nickname", "x"]).expect(NOT_SIGNED_IN);
+    p.run(&["login", "--wechat-openid", "o-account-1"])
+        .expect(OK);
+    let r = p
+        .run(&[
+            "profile",
+            "--nickname",
+            "小明 \"Ming\"",
+            "--avatar",
+            "https://a.example/m.png",
+            "--json",
+        ])
+        .expect(OK);
+    let j = json(&r);
+    assert_eq!(
+        (j["nickname"].as_str(), j["avatar_url"].as_str()),
+        (Some("小明 \"Ming\""), Some("https://a.example/m.png"))
+    );
+    // Bad values are refused before anything is sent, with the fix.
+    let r = p
+        .run(&["profile", "--avatar", "ftp://a.example/m.png"])
+        .expect(USAGE);
+    assert!(r.stderr.contains("invalid --avatar"), "{r:#?}");
+    let long = "n".repeat(65);
+    let r = p.run(&["profile", "--nickname", &long]).expect(USAGE);
+    assert!(r.stderr.contains("invalid --nickname"), "{r:#?}");
+    let r = p.run(&["profile"]).expect(USAGE);
+    assert!(r.stderr.contains("--nickname"), "{r:#?}");
+
+    // Another device of the same user.
+    other
+        .run(&["login", "--wechat-openid", "o-account-1"])
+        .expect(OK);
+    let r = p.run(&["delete-account"]).expect(USAGE);
+    assert!(r.stderr.contains("--yes"), "{r:#?}");
+    p.run(&["whoami"]).expect(OK);
+    let r = p.run(&["delete-account", "--yes"]).expect(OK);
+    assert!(r.stdout.starts_with("Deleted user "), "{r:#?}");
+    let r = p.run(&["status"]).expect(NOT_SIGNED_IN);
+    assert_eq!(r.field("login state"), "signed-out");
+    // The other device is signed out by the server.
+    let r = other.run(&["whoami"]).expect(NOT_SIGNED_IN);
+    assert!(r.stderr.contains("session"), "{r:#?}");
 }

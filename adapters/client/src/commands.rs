@@ -1,5 +1,5 @@
 //! The client commands of the `cloudbase-auth` binary: `login`, `link`, `whoami`, `token`,
-//! `logout`, `status`.
+//! `logout`, `status`, `profile`, `delete-account`.
 //!
 //! Each command opens the profile ([`FileStore`], locked for the whole command, so two
 //! commands on one profile run one after the other), starts a [`Session`], does its one
@@ -38,7 +38,7 @@ const HEALTH_BODY_MAX: usize = 1024;
 
 /// Exit codes of the client commands, for `--help`.
 pub const EXIT_CODES_HELP: &str = "\
-Exit codes (login, link, whoami, token, logout, status):
+Exit codes (login, link, whoami, token, logout, status, profile, delete-account):
   0  success (logout: the local session is gone, even if the server could not be told)
   1  local error: the profile directory or file cannot be used
   2  usage error: bad arguments or values
@@ -86,6 +86,46 @@ pub enum ClientCommand {
     /// Show the profile, the stored session and whether the server answers.
     #[command(after_help = EXIT_CODES_HELP)]
     Status(StatusArgs),
+    /// Change the signed-in user's nickname and/or avatar URL on the server
+    /// (the SDK's `user.update({name, picture})`).
+    #[command(after_help = EXIT_CODES_HELP)]
+    Profile(ProfileArgs),
+    /// Delete the signed-in user on the server, with its identities and every session on
+    /// every device (the SDK's `auth.deleteMe()`); this profile is signed out.
+    #[command(after_help = EXIT_CODES_HELP)]
+    DeleteAccount(DeleteAccountArgs),
+}
+
+/// `profile`: at least one of `--nickname`, `--avatar`.
+#[derive(Debug, Clone, Args)]
+#[command(group(ArgGroup::new("change").required(true).multiple(true).args(["nickname", "avatar"])))]
+#[non_exhaustive]
+pub struct ProfileArgs {
+    /// The new nickname (at most 64 bytes of UTF-8).
+    #[arg(long, value_name = "NAME")]
+    pub nickname: Option<String>,
+    /// The new avatar URL (http:// or https://, at most 256 bytes).
+    #[arg(long, value_name = "URL")]
+    pub avatar: Option<String>,
+    /// Print the updated user as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub client: ClientArgs,
+}
+
+/// `delete-account`: needs `--yes`.
+#[derive(Debug, Clone, Args)]
+#[non_exhaustive]
+pub struct DeleteAccountArgs {
+    /// Confirm: the user, its identities and its sessions on every device are deleted
+    /// for good. Without it nothing is sent.
+    #[arg(long)]
+    pub yes: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub client: ClientArgs,
 }
 
 /// `login`: exactly one of `--anonymous`, `--wechat-code`, `--wechat-openid`.
@@ -196,6 +236,8 @@ pub async fn run(command: ClientCommand) -> ExitCode {
         ClientCommand::Token(args) => token(args).await,
         ClientCommand::Logout(args) => logout(args).await,
         ClientCommand::Status(args) => status(args).await,
+        ClientCommand::Profile(args) => profile(args).await,
+        ClientCommand::DeleteAccount(args) => delete_account(args).await,
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -498,6 +540,63 @@ async fn logout(args: LogoutArgs) -> Result<u8, Failure> {
     .await
 }
 
+async fn profile(args: ProfileArgs) -> Result<u8, Failure> {
+    with_session(&args.client, async |session, ctx| {
+        let user = session
+            .update_profile(args.nickname.as_deref(), args.avatar.as_deref())
+            .await
+            .map_err(|e| explain(&e, ctx))?;
+        if args.json {
+            let value = serde_json::json!({
+                "uid": user.uid,
+                "nickname": user.nick_name,
+                "avatar_url": user.avatar_url,
+                "env": ctx.env,
+                "server": ctx.server,
+            });
+            say(&value.to_string());
+        } else {
+            let or_dash = |s: &str| {
+                if s.is_empty() {
+                    "-".to_owned()
+                } else {
+                    s.to_owned()
+                }
+            };
+            say(&format!("uid:          {}", user.uid));
+            say(&format!("nickname:     {}", or_dash(&user.nick_name)));
+            say(&format!("avatar:       {}", or_dash(&user.avatar_url)));
+        }
+        Ok(EXIT_OK)
+    })
+    .await
+}
+
+async fn delete_account(args: DeleteAccountArgs) -> Result<u8, Failure> {
+    if !args.yes {
+        return Err(Failure::new(
+            EXIT_USAGE,
+            "delete-account deletes the user, its identities and its sessions on every device for good; nothing was sent. Run it again with --yes to confirm.",
+        ));
+    }
+    with_session(&args.client, async |session, ctx| {
+        let before = current(session, ctx).await?;
+        let Some(uid) = before.session.map(|s| s.uid) else {
+            return Err(not_signed_in(ctx));
+        };
+        session
+            .delete_account()
+            .await
+            .map_err(|e| explain(&e, ctx))?;
+        say(&format!(
+            "Deleted user {uid} (env {}) on {}: every device is signed out, and so is this profile.",
+            ctx.env, ctx.server
+        ));
+        Ok(EXIT_OK)
+    })
+    .await
+}
+
 async fn status(args: StatusArgs) -> Result<u8, Failure> {
     with_session(&args.client, async |session, ctx| {
         let status = current(session, ctx).await?;
@@ -713,7 +812,6 @@ fn explain(e: &ClientError, ctx: &Ctx) -> Failure {
             ),
         ),
         Error::Server(s) => {
-            let desc = said(&format!("HTTP {}", s.status));
             let (code, fix) = match s.kind {
                 ServerErrorKind::Unauthenticated => (
                     EXIT_NOT_SIGNED_IN,
@@ -761,12 +859,30 @@ fn explain(e: &ClientError, ctx: &Ctx) -> Failure {
             };
             Failure::new(
                 code,
-                format!(
-                    "the server at {} refused the request ({desc}; HTTP {}). {fix}",
-                    ctx.server, s.status
-                ),
+                // The core's error names the status, the server's error name and its
+                // description: `server refused (HTTP 400 invalid_argument): …`.
+                format!("the server at {}: {s}. {fix}", ctx.server),
             )
         }
+        Error::ApiMisuse(
+            ApiMisuse::InputInvalid {
+                field: field @ ("nickname" | "avatar_url" | "profile"),
+            }
+            | ApiMisuse::InputTooLong {
+                field: field @ ("nickname" | "avatar_url"),
+                ..
+            },
+        ) => Failure::new(
+            EXIT_USAGE,
+            format!(
+                "invalid {}: {error}. A nickname is 1 to 64 bytes without control characters; an avatar is an http:// or https:// URL of at most 256 bytes without spaces or quotes.",
+                if field == "avatar_url" {
+                    "--avatar"
+                } else {
+                    "--nickname"
+                }
+            ),
+        ),
         Error::ApiMisuse(ApiMisuse::InputInvalid { field })
         | Error::ApiMisuse(ApiMisuse::InputTooLong { field, .. }) => Failure::new(
             EXIT_USAGE,

@@ -458,6 +458,34 @@ impl Session {
         })
     }
 
+    /// `user.update({name, picture})`: sets the nickname and/or the avatar URL on the
+    /// server (`PATCH user/profile`). Answers the user as the server now has it (also
+    /// cached and stored). Bad values are refused before anything is sent
+    /// ([`cloudbase_auth_core::ApiMisuse`]); the server's refusals read
+    /// `server refused (HTTP 400 invalid_argument): …`.
+    pub async fn update_profile(
+        &self,
+        nickname: Option<&str>,
+        avatar_url: Option<&str>,
+    ) -> Result<UserInfo, ClientError> {
+        let call = Call::UpdateProfile {
+            nickname: nickname.map(str::to_owned),
+            avatar_url: avatar_url.map(str::to_owned),
+        };
+        self.call(call)
+            .await?
+            .status
+            .user
+            .ok_or_else(|| ClientError::auth(Error::NotSignedIn))
+    }
+
+    /// `auth.deleteMe()`: deletes the signed-in user on the server with its identities
+    /// and every session on every device, then ends the local session (stored as
+    /// signed out). Answers the status afterwards (`SignedOut`).
+    pub async fn delete_account(&self) -> Result<Status, ClientError> {
+        Ok(self.call(Call::DeleteAccount).await?.status)
+    }
+
     /// Stops the session: waits for a request in flight (a refresh whose new tokens
     /// must be stored) up to the request timeout, retries a snapshot write that failed,
     /// then releases the store (and with it a [`FileStore`](super::FileStore)'s profile
@@ -530,12 +558,23 @@ pub(super) fn http_client(base: &str, timeout: Duration) -> Result<reqwest::Clie
 #[derive(Debug)]
 enum Call {
     SignInAnonymously,
-    SignInWithWeChat { code: String, appid: String },
-    LinkWeChat { code: String, appid: String },
+    SignInWithWeChat {
+        code: String,
+        appid: String,
+    },
+    LinkWeChat {
+        code: String,
+        appid: String,
+    },
     UserInfo,
     LoginState,
     SignOut,
     Current,
+    UpdateProfile {
+        nickname: Option<String>,
+        avatar_url: Option<String>,
+    },
+    DeleteAccount,
 }
 
 /// What the actor answers a call with.
@@ -668,6 +707,13 @@ impl Actor {
             Call::UserInfo => self.engine.get_user_info(now),
             Call::LoginState => self.engine.get_login_state(now),
             Call::SignOut => self.engine.sign_out(now),
+            Call::UpdateProfile {
+                nickname,
+                avatar_url,
+            } => self
+                .engine
+                .update_profile(now, nickname.as_deref(), avatar_url.as_deref()),
+            Call::DeleteAccount => self.engine.delete_account(now),
         };
         match started {
             Ok(op) => {
@@ -784,7 +830,9 @@ impl Actor {
             }),
             (Err(error), _) => {
                 let detail = match error {
-                    Error::Server(_) | Error::Transport(_) => self.last_detail.clone(),
+                    // A server error carries the server's own texts (its Display shows
+                    // them); a transport failure's cause is known only here.
+                    Error::Transport(_) => self.last_detail.clone(),
                     _ => None,
                 };
                 Err(ClientError::Auth { error, detail })

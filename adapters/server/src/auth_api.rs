@@ -7,6 +7,10 @@
 //! `signin/with/provider`. Without one it answers 400 `invalid_argument` saying so: this
 //! server has no WeChat web-OAuth flow that could sign in from nothing.
 //!
+//! `user/profile` (`PATCH`) stores `name` and `picture` (other fields the SDK may pass
+//! are ignored) and answers with the updated user; `DELETE user/me` deletes the user
+//! with its identities and every session family, so every device is signed out.
+//!
 //! `token/introspect` is for a Mini Program's own backend, not the SDK: the claims of a
 //! live access token, `{}` for any other (§3.1 of docs/wire.md).
 
@@ -23,11 +27,12 @@ use super::wechat::WxError;
 use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use cloudbase_auth_core::capacity::{PROVIDER_TOKEN_MAX, REFRESH_TOKEN_MAX};
+use cloudbase_auth_core::capacity::{AVATAR_MAX, NAME_MAX, PROVIDER_TOKEN_MAX, REFRESH_TOKEN_MAX};
 use cloudbase_auth_core::wire::{
-    AnonymousSignInRequest, Endpoint, GRANT_REFRESH_TOKEN, IntrospectReply,
-    PROVIDER_CODE_TYPE_OPEN_ID, ProviderTokenBody, ProviderTokenReply, ProviderTokenRequest,
-    RefreshRequest, RevokeRequest, TOKEN_PARAM, TOKEN_TYPE_BEARER, is_token_safe,
+    AnonymousSignInRequest, Endpoint, GRANT_REFRESH_TOKEN, HEADER_METHOD_OVERRIDE, IntrospectReply,
+    PROVIDER_CODE_TYPE_OPEN_ID, ProfileUpdateRequest, ProviderTokenBody, ProviderTokenReply,
+    ProviderTokenRequest, RefreshRequest, RevokeRequest, TOKEN_PARAM, TOKEN_TYPE_BEARER,
+    is_token_safe,
 };
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -144,8 +149,89 @@ async fn dispatch(
             let request: ProviderTokenBody<String> = parse_json(&body)?;
             bind(state, &user, &request.provider_token).await
         }
+        Endpoint::UserProfile => {
+            // `POST` only as the Mini Program adapter sends `PATCH`: with the override.
+            let overridden = headers
+                .get(HEADER_METHOD_OVERRIDE)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"PATCH"));
+            if parts.method == axum::http::Method::POST && !overridden {
+                return Err(ApiError::method_not_allowed());
+            }
+            let (_, user) = signed_in(state, headers).await?;
+            let request: ProfileUpdateRequest<String> = parse_json(&body)?;
+            update_profile(state, &user, request).await
+        }
+        Endpoint::DeleteMe => {
+            let (claims, user) = signed_in(state, headers).await?;
+            let deleted = state
+                .store
+                .delete_user(&user.uid)
+                .await
+                .map_err(|e| internal("deleting a user", &e))?;
+            if !deleted {
+                return Err(ApiError::unauthenticated("session revoked or user deleted"));
+            }
+            tracing::info!(uid = %claims.sub, "user deleted");
+            Ok(empty_object())
+        }
         _ => Err(ApiError::unimplemented()),
     }
+}
+
+/// `user/profile`: checks the new nickname (`name`) and avatar URL (`picture`) against
+/// the core's capacities, stores them, answers with the updated user as `user/me` does.
+async fn update_profile(
+    state: &AppState,
+    user: &UserRecord,
+    request: ProfileUpdateRequest<String>,
+) -> Result<Response, ApiError> {
+    let ProfileUpdateRequest { name, picture, .. } = request;
+    if name.is_none() && picture.is_none() {
+        return Err(ApiError::invalid_argument(
+            "nothing to update: give name and/or picture",
+        ));
+    }
+    if let Some(name) = &name {
+        if name.len() > NAME_MAX {
+            return Err(ApiError::invalid_argument(format!(
+                "nickname too long (at most {NAME_MAX} bytes)"
+            )));
+        }
+        if name.trim().is_empty() || name.chars().any(char::is_control) {
+            return Err(ApiError::invalid_argument(
+                "nickname is empty or has control characters",
+            ));
+        }
+    }
+    if let Some(picture) = &picture {
+        if picture.len() > AVATAR_MAX {
+            return Err(ApiError::invalid_argument(format!(
+                "picture URL too long (at most {AVATAR_MAX} bytes)"
+            )));
+        }
+        let lower = picture.to_ascii_lowercase();
+        let rest = lower
+            .strip_prefix("https://")
+            .or_else(|| lower.strip_prefix("http://"));
+        let host = rest.and_then(|r| r.split(['/', '?', '#']).next());
+        if host.is_none_or(str::is_empty)
+            || picture
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace() || matches!(c, '"' | '\\' | '<' | '>'))
+        {
+            return Err(ApiError::invalid_argument(
+                "picture must be an http:// or https:// URL",
+            ));
+        }
+    }
+    let updated = state
+        .store
+        .update_profile(&user.uid, name.as_deref(), picture.as_deref(), unix_now())
+        .await
+        .map_err(|e| internal("updating a profile", &e))?
+        .ok_or_else(|| ApiError::unauthenticated("session revoked or user deleted"))?;
+    tracing::info!(uid = %updated.uid, "profile updated");
+    replies::user_reply(&updated)
 }
 
 fn rate_limit(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<(), ApiError> {

@@ -117,8 +117,13 @@ fn rfc3339(secs: i64) -> String {
 pub(crate) fn user_reply(user: &UserRecord) -> Result<Response, ApiError> {
     let mut u = User::default();
     u.sub = fit(&user.uid)?;
-    if user.anonymous {
-        u.name = fit(ANONYMOUS_NAME)?;
+    match &user.name {
+        Some(name) => u.name = fit(name)?,
+        None if user.anonymous => u.name = fit(ANONYMOUS_NAME)?,
+        None => {}
+    }
+    if let Some(picture) = &user.picture {
+        u.picture = fit(picture)?;
     }
     let mut group = UserGroup::default();
     group.id = fit(scope_of(user))?;

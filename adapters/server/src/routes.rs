@@ -15,7 +15,8 @@ use axum::response::{IntoResponse as _, Response};
 use axum::routing::{MethodFilter, get, on};
 use cloudbase_auth_core::wire::{
     self, DEFAULT_API_PATH, Endpoint, HEADER_ACCEPT_LANGUAGE, HEADER_AUTHORIZATION,
-    HEADER_CONTENT_TYPE, HEADER_DEVICE_ID, HEADER_REQUEST_ID, HEADER_SDK_VERSION,
+    HEADER_CONTENT_TYPE, HEADER_DEVICE_ID, HEADER_METHOD_OVERRIDE, HEADER_REQUEST_ID,
+    HEADER_SDK_VERSION,
 };
 pub use cloudbase_auth_server_api::JWKS_PATH;
 use cloudbase_auth_server_api::{HEALTH_PATH, Health};
@@ -31,6 +32,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         let filter = match endpoint.method() {
             wire::Method::Get => MethodFilter::GET,
             wire::Method::Post => MethodFilter::POST,
+            // The Mini Program adapter sends PATCH as POST + x-http-method-override.
+            wire::Method::Patch => MethodFilter::PATCH.or(MethodFilter::POST),
+            wire::Method::Delete => MethodFilter::DELETE,
             _ => continue,
         };
         let path = format!("{DEFAULT_API_PATH}{}", endpoint.path());
@@ -70,13 +74,14 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
 }
 
 /// The request headers a CloudBase client sends (and CORS allows).
-pub(crate) const CLIENT_HEADERS: [&str; 6] = [
+pub(crate) const CLIENT_HEADERS: [&str; 7] = [
     HEADER_AUTHORIZATION,
     HEADER_CONTENT_TYPE,
     HEADER_DEVICE_ID,
     HEADER_REQUEST_ID,
     HEADER_SDK_VERSION,
     HEADER_ACCEPT_LANGUAGE,
+    HEADER_METHOD_OVERRIDE,
 ];
 
 /// Browsers may call every endpoint from any origin; no cookies are involved.
@@ -84,7 +89,13 @@ fn cors() -> CorsLayer {
     let headers = CLIENT_HEADERS.map(HeaderName::from_static);
     CorsLayer::new()
         .allow_origin(Any)
-        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
         .allow_headers(headers)
         // `Retry-After` is not CORS-safelisted: a page could not read it otherwise.
         .expose_headers([

@@ -1950,3 +1950,163 @@ async fn in_process_router_and_token_helpers_act_as_the_server() {
     assert_eq!(tokens.verify(&tampered, now), None, "a damaged signature");
     app.close().await;
 }
+
+// ----- the user's account: profile, deletion -------------------------------------------
+
+async fn patch_profile(s: &TestServer, token: &str, body: &Value) -> Reply {
+    s.api
+        .send(
+            s.api
+                .http
+                .patch(format!("{}/auth/v1/user/profile", s.api.base))
+                .header("authorization", format!("Bearer {token}"))
+                .body(body.to_string()),
+        )
+        .await
+}
+
+async fn delete_me(s: &TestServer, token: &str) -> Reply {
+    s.api
+        .send(
+            s.api
+                .http
+                // The SDK's deleteMe() writes `user/me?` and its params as the query.
+                .delete(format!("{}/auth/v1/user/me?", s.api.base))
+                .header("authorization", format!("Bearer {token}")),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn profile_update_is_validated_stored_and_shown_by_user_me() {
+    let s = TestServer::start().await;
+    let a = s.api.sign_in_anonymously().await;
+    let token = a.str("access_token");
+    let r = patch_profile(
+        &s,
+        &token,
+        &json!({"name": "小明 \"Ming\"", "picture": "https://a.example/m.png", "gender": "MALE"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let user = User::parse(r.text.as_bytes()).expect("core parses the updated user");
+    assert_eq!(
+        (user.name.as_str(), user.picture.as_str()),
+        ("小明 \"Ming\"", "https://a.example/m.png")
+    );
+    // Only the given field changes.
+    let r = patch_profile(&s, &token, &json!({"picture": "http://b.example/n.png"})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let me = s.api.me(&token).await;
+    let user = User::parse(me.text.as_bytes()).unwrap();
+    assert_eq!(
+        (user.name.as_str(), user.picture.as_str()),
+        ("小明 \"Ming\"", "http://b.example/n.png")
+    );
+
+    // Refusals carry the CloudBase error body and change nothing.
+    for (body, says) in [
+        (json!({"name": "n".repeat(65)}), "nickname too long"),
+        (json!({"name": " "}), "nickname is empty"),
+        (
+            json!({"picture": "ftp://x.example/a.png"}),
+            "picture must be",
+        ),
+        (
+            json!({"picture": format!("https://x.example/{}", "p".repeat(256))}),
+            "picture URL too long",
+        ),
+        (json!({"gender": "MALE"}), "nothing to update"),
+        (json!({"name": 7}), ""),
+    ] {
+        let r = patch_profile(&s, &token, &body).await;
+        r.assert_error(400, "invalid_argument");
+        assert!(
+            r.str("error_description").contains(says),
+            "{body}: {}",
+            r.text
+        );
+    }
+    let me = s.api.me(&token).await;
+    assert_eq!(
+        User::parse(me.text.as_bytes()).unwrap().name,
+        "小明 \"Ming\""
+    );
+    // No token, no change.
+    patch_profile(&s, "not-a-token", &json!({"name": "x"}))
+        .await
+        .assert_error(401, "unauthenticated");
+
+    // The Mini Program adapter's form: POST with x-http-method-override: PATCH.
+    let r = s
+        .api
+        .send(
+            s.api
+                .http
+                .post(format!("{}/auth/v1/user/profile", s.api.base))
+                .header("authorization", format!("Bearer {token}"))
+                .header("x-http-method-override", "PATCH")
+                .body(json!({"name": "override"}).to_string()),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["name"], "override");
+    let r = s
+        .api
+        .post_bearer(
+            "/auth/v1/user/profile",
+            &token,
+            &json!({"name": "x"}).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 405, "a POST without the override: {}", r.text);
+    let r = patch_profile(&s, &token, &json!({"name": "小明 \"Ming\""})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    // Durable: the users table keeps it across a restart.
+    let s = s.restart_with(|_| {}).await;
+    let me = s.api.me(&token).await;
+    assert_eq!(me.status, 200, "{}", me.text);
+    assert_eq!(
+        User::parse(me.text.as_bytes()).unwrap().picture,
+        "http://b.example/n.png"
+    );
+}
+
+#[tokio::test]
+async fn deleting_the_user_signs_out_every_device() {
+    let s = TestServer::start().await;
+    let openid = "o-delete-me";
+    let pt = s.api.wechat_provider_token(openid).await;
+    let phone = s.api.sign_in_with_provider(&pt).await;
+    assert_eq!(phone.status, 200, "{}", phone.text);
+    let pt = s.api.wechat_provider_token(openid).await;
+    let tablet = s.api.sign_in_with_provider(&pt).await;
+    assert_eq!(tablet.str("sub"), phone.str("sub"));
+    let other = s.api.sign_in_anonymously().await;
+    let users_before = s.count_rows("users").await;
+
+    let r = delete_me(&s, &phone.str("access_token")).await;
+    assert_eq!((r.status, r.body.clone()), (200, json!({})), "{}", r.text);
+    assert_eq!(s.count_rows("users").await, users_before - 1);
+    assert_eq!(s.count_rows("identities").await, 0);
+    for device in [&phone, &tablet] {
+        s.api
+            .me(&device.str("access_token"))
+            .await
+            .assert_error(401, "unauthenticated");
+        s.api
+            .refresh(&device.str("refresh_token"))
+            .await
+            .assert_error(400, "invalid_grant");
+    }
+    delete_me(&s, &phone.str("access_token"))
+        .await
+        .assert_error(401, "unauthenticated");
+    // Another user is untouched; the openid signs in again as a new user.
+    assert_eq!(s.api.me(&other.str("access_token")).await.status, 200);
+    let pt = s.api.wechat_provider_token(openid).await;
+    let again = s.api.sign_in_with_provider(&pt).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_ne!(again.str("sub"), phone.str("sub"));
+}

@@ -186,6 +186,6 @@ impl Engine {
     }
 
     pub(super) fn complete(&mut self, op: OpId, result: Result<Completion, Error>) {
-        self.push(Queued::Completed(op, result));
+        self.queue_completion(op, result);
     }
 }

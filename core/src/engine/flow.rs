@@ -29,6 +29,12 @@ pub(super) enum Task {
     FetchUser { refreshed: bool },
     /// `signOut`.
     SignOut,
+    /// `user.update()`: the profile change waits in the engine until written.
+    #[cfg(feature = "account")]
+    UpdateProfile,
+    /// `deleteMe`: the user is deleted on the server, then the local session ends.
+    #[cfg(feature = "account")]
+    DeleteAccount,
 }
 
 impl Task {
@@ -112,6 +118,13 @@ pub(super) fn first(task: Task, facts: Facts) -> Endpoint {
         Task::Refresh => Endpoint::Token,
         Task::FetchUser { .. } => Endpoint::UserMe,
         Task::SignOut => Endpoint::Revoke,
+        // As for a link: a token due for refresh is refreshed first.
+        #[cfg(feature = "account")]
+        Task::UpdateProfile | Task::DeleteAccount if facts.refresh_due => Endpoint::Token,
+        #[cfg(feature = "account")]
+        Task::UpdateProfile => Endpoint::UserProfile,
+        #[cfg(feature = "account")]
+        Task::DeleteAccount => Endpoint::DeleteMe,
     }
 }
 
@@ -165,6 +178,18 @@ pub(super) fn next(task: Task, step: Endpoint, outcome: Outcome, facts: Facts) -
         (Task::SignOut, Revoke, outcome) => Next::Finish(Completion::SignedOut {
             revoked: matches!(outcome, Ok),
         }),
+
+        // user.update(): [token if due] → user/profile.
+        #[cfg(feature = "account")]
+        (Task::UpdateProfile, Token, Ok) => Next::Send(task, UserProfile),
+        #[cfg(feature = "account")]
+        (Task::UpdateProfile, UserProfile, Ok) => Next::Finish(Completion::ProfileUpdated),
+
+        // deleteMe: [token if due] → DELETE user/me; the local session has ended by now.
+        #[cfg(feature = "account")]
+        (Task::DeleteAccount, Token, Ok) => Next::Send(task, DeleteMe),
+        #[cfg(feature = "account")]
+        (Task::DeleteAccount, DeleteMe, Ok) => Next::Finish(Completion::AccountDeleted),
 
         // Every other refusal ends the session; every other failure fails the task.
         (_, _, Refused) => Next::EndSession,

@@ -49,7 +49,48 @@ enum Queued {
     Clear,
     StateChanged(LoginState, LoginState),
     Replaced,
-    Completed(OpId, Result<Completion, Error>),
+    Completed(OpId, Result<Completion, QueuedError>),
+}
+
+/// What the engine keeps beside the output queue, one at a time: the error of the last
+/// input (see [`QueuedError`]), or a profile change waiting for its `user/profile`
+/// request to be written. They never coexist: the change is parked by a call and
+/// written before any reply to its task can produce an error, and a reply that fails
+/// the task ends the change with it. Sharing the memory keeps the engine within 4 KiB.
+#[derive(Debug, Clone)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one instance in the engine; no allocator to box into"
+)]
+enum Parked {
+    Nothing,
+    Error(Error),
+    #[cfg(feature = "account")]
+    Profile(ProfileChange),
+}
+
+/// A profile change: new nickname and avatar URL, `None` where unchanged.
+#[cfg(feature = "account")]
+#[derive(Debug, Clone)]
+struct ProfileChange {
+    name: Option<String<NAME_MAX>>,
+    avatar: Option<String<AVATAR_MAX>>,
+}
+
+/// An error as it waits in the output queue. The common ones are tags; any other (a
+/// server error with its texts, a malformed reply) is `Held`: it sits once in
+/// `Engine::held`, since one input handles at most one reply and so queues at most one
+/// such error (every caller of the failed task gets the same one). Keeps each queue
+/// slot a few bytes: a server error with its texts is over 200, and there are
+/// [`OUTPUTS_MAX`] slots.
+#[derive(Debug, Clone, Copy)]
+enum QueuedError {
+    NotSignedIn,
+    SessionExpired,
+    Cancelled,
+    Busy,
+    Transport(TransportError),
+    Held,
 }
 
 /// The CloudBase Auth session engine. See the crate docs for the run loop.
@@ -77,6 +118,9 @@ pub struct Engine {
     /// No proactive refresh before this (backoff after transport failures).
     retry_at: u64,
     backoff_ms: u64,
+    /// The one error in the output queue that is not a tag (see [`QueuedError`]), or a
+    /// profile change waiting to be written.
+    parked: Parked,
 }
 
 impl Default for Engine {
@@ -94,6 +138,55 @@ fn checked_secret<const N: usize>(field: &'static str, s: &str) -> Result<String
     }
     if !wire::is_token_safe(s) {
         return Err(ApiMisuse::InputInvalid { field });
+    }
+    Ok(String::try_from(s).unwrap_or_default())
+}
+
+/// A nickname for `update_profile`: 1..=[`NAME_MAX`] bytes, no control characters.
+#[cfg(feature = "account")]
+fn checked_nickname(s: &str) -> Result<String<NAME_MAX>, ApiMisuse> {
+    const FIELD: &str = "nickname";
+    if s.len() > NAME_MAX {
+        return Err(ApiMisuse::InputTooLong {
+            field: FIELD,
+            max: NAME_MAX as u16,
+        });
+    }
+    if s.trim().is_empty() || s.chars().any(char::is_control) {
+        return Err(ApiMisuse::InputInvalid { field: FIELD });
+    }
+    Ok(String::try_from(s).unwrap_or_default())
+}
+
+/// An avatar URL for `update_profile`: `http://` or `https://` and a host, at most
+/// [`AVATAR_MAX`] bytes, nothing that needs quoting (spaces, quotes, backslashes,
+/// control characters).
+#[cfg(feature = "account")]
+fn checked_avatar(s: &str) -> Result<String<AVATAR_MAX>, ApiMisuse> {
+    const FIELD: &str = "avatar_url";
+    if s.len() > AVATAR_MAX {
+        return Err(ApiMisuse::InputTooLong {
+            field: FIELD,
+            max: AVATAR_MAX as u16,
+        });
+    }
+    let lower_starts = |p: &str| s.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p));
+    let rest = if lower_starts("https://") {
+        &s[8..]
+    } else if lower_starts("http://") {
+        &s[7..]
+    } else {
+        return Err(ApiMisuse::InputInvalid { field: FIELD });
+    };
+    let host_ok = rest
+        .split(['/', '?', '#'])
+        .next()
+        .is_some_and(|h| !h.is_empty());
+    let clean = !s
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || matches!(c, '"' | '\\' | '<' | '>'));
+    if !host_ok || !clean {
+        return Err(ApiMisuse::InputInvalid { field: FIELD });
     }
     Ok(String::try_from(s).unwrap_or_default())
 }
@@ -122,6 +215,7 @@ impl Engine {
             outputs: Deque::new(),
             retry_at: 0,
             backoff_ms: RETRY_BACKOFF_MIN_MS,
+            parked: Parked::Nothing,
         }
     }
 
@@ -328,6 +422,70 @@ impl Engine {
         Ok(op)
     }
 
+    /// `user.update({name, picture})`: changes the nickname and/or the avatar URL on the
+    /// server (`PATCH user/profile`, refreshing first when due). Completes with
+    /// [`Completion::ProfileUpdated`]; the cached profile ([`Engine::user`]) and the
+    /// snapshot then hold the user object the server answered with. A refusal leaves
+    /// both as they were. Needs a session and nothing else in flight.
+    ///
+    /// Typed errors, nothing sent: neither field given, or one empty or with control
+    /// characters (`InputInvalid`); a nickname over [`NAME_MAX`] or an avatar URL over
+    /// [`AVATAR_MAX`] bytes (`InputTooLong`); an avatar URL that is not `http(s)://…`
+    /// or has spaces, quotes or backslashes (`InputInvalid`).
+    #[cfg(feature = "account")]
+    pub fn update_profile(
+        &mut self,
+        now_ms: u64,
+        nickname: Option<&str>,
+        avatar_url: Option<&str>,
+    ) -> Result<OpId, Error> {
+        let change = ProfileChange {
+            name: nickname.map(checked_nickname).transpose()?,
+            avatar: avatar_url.map(checked_avatar).transpose()?,
+        };
+        if change.name.is_none() && change.avatar.is_none() {
+            return Err(ApiMisuse::InputInvalid { field: "profile" }.into());
+        }
+        self.start_account_task(now_ms, Task::UpdateProfile, Some(change))
+    }
+
+    /// `auth.deleteMe()`: deletes the signed-in user on the server (`DELETE user/me`,
+    /// refreshing first when due) — its identities and every session on every device —
+    /// then ends the local session as a sign-out does (state `SignedOut`, snapshot
+    /// written). Completes with [`Completion::AccountDeleted`]; a refusal keeps the
+    /// session. Needs a session and nothing else in flight.
+    #[cfg(feature = "account")]
+    pub fn delete_account(&mut self, now_ms: u64) -> Result<OpId, Error> {
+        self.start_account_task(now_ms, Task::DeleteAccount, None)
+    }
+
+    #[cfg(feature = "account")]
+    fn start_account_task(
+        &mut self,
+        now_ms: u64,
+        task: Task,
+        change: Option<ProfileChange>,
+    ) -> Result<OpId, Error> {
+        self.start_call(now_ms)?;
+        let refusal = match (self.login.session(), self.inflight) {
+            (Some(_), None) => None,
+            (Some(_), Some(_)) => Some(Error::from(ApiMisuse::Busy)),
+            (None, _) => Some(Error::NotSignedIn),
+        };
+        if let Some(refusal) = refusal {
+            // The clock moved all the same: run the timers.
+            self.on_tick();
+            return Err(refusal);
+        }
+        if let Some(change) = change {
+            self.parked = Parked::Profile(change);
+        }
+        let op = self.new_op();
+        self.start(task, Some(op));
+        self.on_tick();
+        Ok(op)
+    }
+
     fn exchange(code: &str, appid: &str) -> Result<Exchange, Error> {
         Ok(Exchange {
             secret: checked_secret("code", code)?,
@@ -408,7 +566,10 @@ impl Engine {
             (Queued::Clear, _) => Output::ClearStorage,
             (Queued::StateChanged(from, to), _) => Output::LoginStateChanged { from, to },
             (Queued::Replaced, _) => Output::SessionReplaced,
-            (Queued::Completed(op, result), _) => Output::OperationCompleted { op, result },
+            (Queued::Completed(op, result), _) => Output::OperationCompleted {
+                op,
+                result: result.map_err(|e| self.unqueue_error(e)),
+            },
             // Excluded by the loop above.
             (Queued::Transmit(_), None) => Output::Timeout(self.poll_timeout()),
         };
@@ -514,6 +675,37 @@ impl Engine {
         self.push(Queued::StateChanged(from, to));
     }
 
+    /// Queues an operation's result; an error that is not a tag goes to `held`.
+    fn queue_completion(&mut self, op: OpId, result: Result<Completion, Error>) {
+        let result = result.map_err(|e| match e {
+            Error::NotSignedIn => QueuedError::NotSignedIn,
+            Error::SessionExpired => QueuedError::SessionExpired,
+            Error::Cancelled => QueuedError::Cancelled,
+            Error::ApiMisuse(ApiMisuse::Busy) => QueuedError::Busy,
+            Error::Transport(t) => QueuedError::Transport(t),
+            other => {
+                self.parked = Parked::Error(other);
+                QueuedError::Held
+            }
+        });
+        self.push(Queued::Completed(op, result));
+    }
+
+    fn unqueue_error(&self, e: QueuedError) -> Error {
+        match e {
+            QueuedError::NotSignedIn => Error::NotSignedIn,
+            QueuedError::SessionExpired => Error::SessionExpired,
+            QueuedError::Cancelled => Error::Cancelled,
+            QueuedError::Busy => ApiMisuse::Busy.into(),
+            QueuedError::Transport(t) => Error::Transport(t),
+            QueuedError::Held => match &self.parked {
+                Parked::Error(e) => *e,
+                // Unreachable while hosts drain after every input (see `Parked`).
+                _ => Error::Transport(TransportError::Failed),
+            },
+        }
+    }
+
     fn push(&mut self, q: Queued) {
         if matches!(q, Queued::Persist) && self.outputs.iter().any(|o| matches!(o, Queued::Persist))
         {
@@ -570,6 +762,11 @@ impl Engine {
             refresh_token: tokens.and_then(|s| s.refresh_token.as_deref()),
             provider,
             client_auth: f.task == (Task::AnonymousSignIn { recovery: true }),
+            profile: match &self.parked {
+                #[cfg(feature = "account")]
+                Parked::Profile(c) => Some((c.name.as_deref(), c.avatar.as_deref())),
+                _ => None,
+            },
         };
         request.write(buf).ok_or_else(|| {
             ApiMisuse::BufferTooSmall {

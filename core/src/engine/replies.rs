@@ -40,11 +40,14 @@ impl Engine {
             Endpoint::ProviderToken => self.took_provider_token(reply),
             Endpoint::ProviderBind => self.took_bind(reply),
             Endpoint::Token => self.took_refresh(reply),
-            Endpoint::UserMe => self.took_user(reply),
+            // `user/profile` answers the updated user: cached as a `user/me` reply is.
+            Endpoint::UserMe | Endpoint::UserProfile => self.took_user(f.step, reply),
             Endpoint::Revoke => match reply.decode(|_| Ok(())) {
                 Ok(()) => Outcome::Ok,
                 Err(e) => Outcome::Failed(e),
             },
+            #[cfg(feature = "account")]
+            Endpoint::DeleteMe => self.took_deletion(reply),
             // Not used by the engine's tasks.
             _ => Outcome::Failed(Error::Transport(TransportError::Failed)),
         };
@@ -170,15 +173,31 @@ impl Engine {
         Outcome::Ok
     }
 
-    /// `user/me`: the profile.
-    fn took_user(&mut self, reply: Reply<'_>) -> Outcome {
+    /// `user/me` or `user/profile`: the profile. A refused `user/profile` (invalid value,
+    /// token refused) fails only the change: the session and the cached profile stay.
+    fn took_user(&mut self, step: Endpoint, reply: Reply<'_>) -> Outcome {
         match reply.decode(User::parse) {
             Ok(user) => {
                 self.cache_profile(&user);
                 self.push(Queued::Persist);
                 Outcome::Ok
             }
-            Err(e) => Outcome::of_user(e),
+            Err(e) if step == Endpoint::UserMe => Outcome::of_user(e),
+            Err(e) => Outcome::Failed(e),
+        }
+    }
+
+    /// `DELETE user/me`: the user is gone on the server with every session; the local
+    /// session ends as after a sign-out (no `revoke`: nothing is left to revoke).
+    #[cfg(feature = "account")]
+    fn took_deletion(&mut self, reply: Reply<'_>) -> Outcome {
+        match reply.decode(|_| Ok(())) {
+            Ok(()) => {
+                self.generation = self.generation.wrapping_add(1);
+                self.end_session();
+                Outcome::Ok
+            }
+            Err(e) => Outcome::Failed(e),
         }
     }
 

@@ -76,7 +76,7 @@ pub struct Harness {
     /// How many [`Output::SessionReplaced`] were reported.
     pub replacements: u32,
     /// Every request sent, counted per endpoint index of [`Endpoint::ALL`].
-    pub sent_count: [u32; 9],
+    pub sent_count: [u32; Endpoint::ALL.len()],
     /// The last deadline the engine reported.
     pub deadline: Option<u64>,
     buf: [u8; POLL_BUFFER_MIN],
@@ -106,7 +106,7 @@ impl Harness {
             stored: None,
             clears: 0,
             replacements: 0,
-            sent_count: [0; 9],
+            sent_count: [0; Endpoint::ALL.len()],
             deadline: None,
             buf: [0; POLL_BUFFER_MIN],
         }

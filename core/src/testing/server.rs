@@ -5,8 +5,8 @@
 use super::{APPID, Sent};
 use crate::capacity::*;
 use crate::wire::{
-    Credentials, Endpoint, ErrorBody, ProviderIdentity, ProviderTokenBody, ProviderTokenReply,
-    ProviderTokenRequest, RefreshRequest, RevokeRequest, User,
+    Credentials, Endpoint, ErrorBody, ProfileUpdateRequest, ProviderIdentity, ProviderTokenBody,
+    ProviderTokenReply, ProviderTokenRequest, RefreshRequest, RevokeRequest, User,
 };
 use heapless::{String, Vec};
 
@@ -70,7 +70,7 @@ pub struct ScriptedServer {
     /// Length access tokens are padded to (a real JWT is about 1,027 characters).
     pub access_token_len: usize,
     /// Requests answered, per endpoint index of [`Endpoint::ALL`].
-    pub hits: [u32; 9],
+    pub hits: [u32; Endpoint::ALL.len()],
 }
 
 impl Default for ScriptedServer {
@@ -82,7 +82,7 @@ impl Default for ScriptedServer {
             expires_in: 7200,
             issue_refresh_tokens: true,
             access_token_len: 40,
-            hits: [0; 9],
+            hits: [0; Endpoint::ALL.len()],
         }
     }
 }
@@ -317,6 +317,33 @@ impl ScriptedServer {
                     return Reply::error(409, "already_exists", 6, "openid bound to another user");
                 }
                 self.users[i].openid = String::try_from(openid).unwrap_or_default();
+                Reply::raw(200, b"{}")
+            }
+            Endpoint::UserProfile => {
+                let Some(i) = self.bearer_user(sent) else {
+                    return Reply::error(401, "unauthenticated", 16, "invalid access token");
+                };
+                let Ok((req, _)) = serde_json_core::from_slice::<ProfileUpdateRequest<&str>>(body)
+                else {
+                    return Reply::error(400, "invalid_argument", 3, "bad body");
+                };
+                if req.name.is_some_and(|n| n.chars().count() > 20) {
+                    return Reply::error(400, "invalid_argument", 3, "nickname too long");
+                }
+                let mut user = User {
+                    sub: self.users[i].uid.clone(),
+                    ..Default::default()
+                };
+                let _ = user.name.push_str(req.name.unwrap_or("anonymous"));
+                let _ = user.picture.push_str(req.picture.unwrap_or(""));
+                Reply::json(200, &user)
+            }
+            Endpoint::DeleteMe => {
+                let Some(i) = self.bearer_user(sent) else {
+                    return Reply::error(401, "unauthenticated", 16, "invalid access token");
+                };
+                // Every token of the user stops working; the openid is free again.
+                self.users[i] = ServerUser::default();
                 Reply::raw(200, b"{}")
             }
             _ => Reply::error(404, "not_found", 5, "no such endpoint"),

@@ -21,6 +21,9 @@ pub const HEADER_SDK_VERSION: &str = "x-sdk-version";
 pub const HEADER_AUTHORIZATION: &str = "authorization";
 /// `accept-language` (the SDK sends `zh-CN`; servers must allow it in CORS).
 pub const HEADER_ACCEPT_LANGUAGE: &str = "accept-language";
+/// `x-http-method-override`: WeChat's `wx.request` cannot send `PATCH`, so the SDK's
+/// Mini Program adapter sends `POST` with this header set to `PATCH`; servers take both.
+pub const HEADER_METHOD_OVERRIDE: &str = "x-http-method-override";
 /// `content-type` of request bodies.
 pub const HEADER_CONTENT_TYPE: &str = "content-type";
 /// The content type we send (the server parses JSON whatever it says).
@@ -48,6 +51,10 @@ pub enum Method {
     Get,
     /// `POST`, JSON body.
     Post,
+    /// `PATCH`, JSON body.
+    Patch,
+    /// `DELETE`, no body.
+    Delete,
 }
 
 impl Method {
@@ -56,7 +63,24 @@ impl Method {
         match self {
             Method::Get => "GET",
             Method::Post => "POST",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
         }
+    }
+
+    /// The method a request is sent with: `PATCH` goes as `POST` with
+    /// [`HEADER_METHOD_OVERRIDE`] (as the SDK's Mini Program adapter sends it, since
+    /// `wx.request` has no `PATCH`); the others as themselves.
+    pub const fn sent_as(self) -> Method {
+        match self {
+            Method::Patch => Method::Post,
+            m => m,
+        }
+    }
+
+    /// Whether requests with this method carry a JSON body.
+    pub const fn has_body(self) -> bool {
+        matches!(self, Method::Post | Method::Patch)
     }
 }
 
@@ -95,11 +119,18 @@ pub enum Endpoint {
     /// `GET /v1/token/introspect` (is this access token live, and whose is it?). Called
     /// by a Mini Program's own backend, never by the SDK or the engine.
     TokenIntrospect,
+    /// `PATCH /v1/user/profile` (the SDK's `user.update({...})`): changes the user's
+    /// profile fields ([`crate::wire::ProfileUpdateRequest`]), answers with the
+    /// updated user object.
+    UserProfile,
+    /// `DELETE /v1/user/me` (the SDK's `auth.deleteMe()`): deletes the signed-in user,
+    /// its identities and every session on every device.
+    DeleteMe,
 }
 
 impl Endpoint {
     /// Every endpoint, for routers.
-    pub const ALL: [Endpoint; 10] = [
+    pub const ALL: [Endpoint; 12] = [
         Endpoint::SignInAnonymously,
         Endpoint::ProviderToken,
         Endpoint::SignInWithProvider,
@@ -110,6 +141,8 @@ impl Endpoint {
         Endpoint::UserSignOut,
         Endpoint::ProviderBind,
         Endpoint::TokenIntrospect,
+        Endpoint::UserProfile,
+        Endpoint::DeleteMe,
     ];
 
     /// Path below the API path prefix.
@@ -125,6 +158,9 @@ impl Endpoint {
             Endpoint::UserSignOut => "/v1/user/signout",
             Endpoint::ProviderBind => "/v1/user/provider/bind",
             Endpoint::TokenIntrospect => "/v1/token/introspect",
+            Endpoint::UserProfile => "/v1/user/profile",
+            // The same path as `UserMe`; the method tells them apart.
+            Endpoint::DeleteMe => "/v1/user/me",
         }
     }
 
@@ -132,6 +168,8 @@ impl Endpoint {
     pub const fn method(self) -> Method {
         match self {
             Endpoint::UserMe | Endpoint::TokenIntrospect => Method::Get,
+            Endpoint::UserProfile => Method::Patch,
+            Endpoint::DeleteMe => Method::Delete,
             _ => Method::Post,
         }
     }
@@ -143,14 +181,24 @@ impl Endpoint {
             Endpoint::UserMe
             | Endpoint::UserSignOut
             | Endpoint::ProviderBind
-            | Endpoint::TokenIntrospect => Credential::Bearer,
+            | Endpoint::TokenIntrospect
+            | Endpoint::UserProfile
+            | Endpoint::DeleteMe => Credential::Bearer,
             _ => Credential::None,
         }
     }
 
-    /// The endpoint whose path (below the API prefix) is `path`, if any.
+    /// The first endpoint whose path (below the API prefix) is `path`, if any. Two
+    /// endpoints share `/v1/user/me`; [`Self::from_route`] tells them apart.
     pub fn from_path(path: &str) -> Option<Endpoint> {
         Self::ALL.into_iter().find(|e| e.path() == path)
+    }
+
+    /// The endpoint of this method and path (below the API prefix), if any.
+    pub fn from_route(method: Method, path: &str) -> Option<Endpoint> {
+        Self::ALL
+            .into_iter()
+            .find(|e| e.path() == path && e.method() == method)
     }
 }
 
@@ -161,7 +209,8 @@ mod tests {
     #[test]
     fn table_matches_reference() {
         for e in Endpoint::ALL {
-            assert_eq!(Endpoint::from_path(e.path()), Some(e));
+            assert_eq!(Endpoint::from_route(e.method(), e.path()), Some(e));
+            assert!(Endpoint::from_path(e.path()).is_some());
             assert!(e.path().starts_with("/v1/"));
         }
         assert_eq!(Endpoint::UserMe.method(), Method::Get);
@@ -169,6 +218,16 @@ mod tests {
         assert_eq!(Endpoint::Revoke.credential(), Credential::None);
         assert_eq!(Endpoint::ProviderBind.credential(), Credential::Bearer);
         assert_eq!(Endpoint::TokenIntrospect.method(), Method::Get);
+        assert_eq!(
+            Endpoint::from_route(Method::Delete, "/v1/user/me"),
+            Some(Endpoint::DeleteMe)
+        );
+        assert_eq!(
+            Endpoint::from_route(Method::Patch, "/v1/user/profile"),
+            Some(Endpoint::UserProfile)
+        );
+        assert_eq!(Endpoint::UserProfile.credential(), Credential::Bearer);
+        assert_eq!(Endpoint::DeleteMe.credential(), Credential::Bearer);
         assert_eq!(
             Endpoint::from_path("/v1/token/introspect"),
             Some(Endpoint::TokenIntrospect)

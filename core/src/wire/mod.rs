@@ -26,11 +26,10 @@ pub fn decode_reply<T>(
     }
     let parsed = ErrorBody::parse(body).unwrap_or_default();
     let kind = ServerErrorKind::classify(status, &parsed.error);
-    Err(Error::Server(ServerError::new(
-        status,
-        kind,
-        parsed.error_code,
-    )))
+    Err(Error::Server(
+        ServerError::new(status, kind, parsed.error_code)
+            .with_text(&parsed.error, &parsed.error_description),
+    ))
 }
 
 #[cfg(test)]

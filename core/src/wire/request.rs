@@ -5,11 +5,14 @@
 //! which endpoint carries which token, header or query is decided here, from the
 //! endpoint table.
 
+#[cfg(feature = "account")]
+use super::ProfileUpdateRequest;
 use super::{
     AnonymousSignInRequest, CLIENT_ID_PARAM, CONTENT_TYPE_JSON, Credential, Endpoint,
     GRANT_REFRESH_TOKEN, HEADER_AUTHORIZATION, HEADER_CONTENT_TYPE, HEADER_DEVICE_ID,
-    HEADER_REQUEST_ID, HEADER_SDK_VERSION, Method, PROVIDER_CODE_TYPE_OPEN_ID, ProviderParams,
-    ProviderTokenBody, ProviderTokenRequest, RefreshRequest, RevokeRequest, SDK_VERSION,
+    HEADER_METHOD_OVERRIDE, HEADER_REQUEST_ID, HEADER_SDK_VERSION, PROVIDER_CODE_TYPE_OPEN_ID,
+    ProviderParams, ProviderTokenBody, ProviderTokenRequest, RefreshRequest, RevokeRequest,
+    SDK_VERSION,
 };
 use crate::capacity::ENV_ID_MAX;
 use crate::output::{RequestId, Transmit};
@@ -40,6 +43,12 @@ pub(crate) struct Request<'a> {
     /// The client authenticates itself with `Basic base64("{client_id}:")` (empty
     /// secret), as the SDK's automatic anonymous re-sign-in does.
     pub(crate) client_auth: bool,
+    /// The profile change of `user/profile`: new nickname, new avatar URL.
+    #[cfg_attr(
+        not(feature = "account"),
+        allow(dead_code, reason = "read by the account feature")
+    )]
+    pub(crate) profile: Option<(Option<&'a str>, Option<&'a str>)>,
 }
 
 /// Where [`Request::write`] put each part in the buffer.
@@ -71,8 +80,11 @@ impl Request<'_> {
         w.header(HEADER_DEVICE_ID, &[self.device_id])?;
         w.header(HEADER_SDK_VERSION, &[SDK_VERSION])?;
         let method = self.endpoint.method();
-        if method == Method::Post {
+        if method.has_body() {
             w.header(HEADER_CONTENT_TYPE, &[CONTENT_TYPE_JSON])?;
+        }
+        if method.sent_as() != method {
+            w.header(HEADER_METHOD_OVERRIDE, &[method.as_str()])?;
         }
         match (credential, self.access_token) {
             (Credential::Bearer, Some((token_type, access_token))) => {
@@ -87,9 +99,9 @@ impl Request<'_> {
         }
         let headers_end = w.len;
         // Body.
-        let body_len = match method {
-            Method::Get => None,
-            Method::Post => Some(self.write_body(&mut w.buf[headers_end..])?),
+        let body_len = match method.has_body() {
+            false => None,
+            true => Some(self.write_body(&mut w.buf[headers_end..])?),
         };
         Some(Layout {
             path_end,
@@ -130,6 +142,12 @@ impl Request<'_> {
                 to_slice(&body, out)
             }
             Endpoint::Revoke => to_slice(&RevokeRequest::new(self.access_token?.1), out),
+            // Only the engine's profile update sends it (feature `account`).
+            #[cfg(feature = "account")]
+            Endpoint::UserProfile => {
+                let (name, picture) = self.profile?;
+                to_slice(&ProfileUpdateRequest::new(name, picture), out)
+            }
             _ => to_slice(&AnonymousSignInRequest::<&str>::default(), out),
         };
         written.ok()
@@ -152,7 +170,7 @@ impl Layout {
         Transmit {
             request,
             endpoint,
-            method: endpoint.method(),
+            method: endpoint.method().sent_as(),
             path: text(0..self.path_end),
             header_block: text(self.path_end..self.headers_end),
             body: self
@@ -191,6 +209,8 @@ impl Writer<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(feature = "account")]
+    use crate::wire::Method;
 
     fn request(endpoint: Endpoint) -> Request<'static> {
         Request {
@@ -203,6 +223,7 @@ mod tests {
             refresh_token: Some("rt-1"),
             provider: Some(("code-1", "wx0123456789abcdef")),
             client_auth: true,
+            profile: Some((Some("Bob \"B\""), Some("https://a.example/b.png"))),
         }
     }
 
@@ -252,8 +273,41 @@ mod tests {
                     );
                 }
             }
-            assert_eq!(t.body.is_none(), endpoint.method() == Method::Get);
+            assert_eq!(t.body.is_none(), !endpoint.method().has_body());
         }
+    }
+
+    #[test]
+    #[cfg(feature = "account")]
+    fn a_profile_change_is_escaped_json_with_only_the_given_fields() {
+        let mut buf = [0u8; 512];
+        let layout = request(Endpoint::UserProfile).write(&mut buf).unwrap();
+        let t = layout.into_transmit(RequestId::from_u64(1), Endpoint::UserProfile, &buf);
+        // As the SDK's Mini Program adapter sends it: wx.request has no PATCH.
+        assert_eq!(t.method, Method::Post);
+        assert_eq!(t.header(HEADER_METHOD_OVERRIDE), Some("PATCH"));
+        assert_eq!(t.header(HEADER_CONTENT_TYPE), Some(CONTENT_TYPE_JSON));
+        assert_eq!(
+            t.body,
+            Some(&br#"{"name":"Bob \"B\"","picture":"https://a.example/b.png"}"#[..])
+        );
+        let r = Request {
+            profile: Some((None, Some("https://a.example/c.png"))),
+            ..request(Endpoint::UserProfile)
+        };
+        let layout = r.write(&mut buf).unwrap();
+        let t = layout.into_transmit(RequestId::from_u64(1), Endpoint::UserProfile, &buf);
+        assert_eq!(
+            t.body,
+            Some(&br#"{"picture":"https://a.example/c.png"}"#[..])
+        );
+        // DELETE user/me: bearer, no body, no query.
+        let layout = request(Endpoint::DeleteMe).write(&mut buf).unwrap();
+        let t = layout.into_transmit(RequestId::from_u64(1), Endpoint::DeleteMe, &buf);
+        assert_eq!(
+            (t.method, t.path, t.body),
+            (Method::Delete, "/auth/v1/user/me", None)
+        );
     }
 
     #[test]

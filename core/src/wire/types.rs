@@ -607,6 +607,27 @@ pub struct RevokeRequest<S> {
     pub token: S,
 }
 
+/// Body of `user/profile` (`PATCH`): the profile fields to change; an absent field is
+/// left as it is. The SDK sends whatever object `user.update()` was given; `name` and
+/// `picture` are the user object's names for nickname and avatar URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[non_exhaustive]
+pub struct ProfileUpdateRequest<S> {
+    /// New nickname.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<S>,
+    /// New avatar URL (`http://` or `https://`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub picture: Option<S>,
+}
+
+impl<S> ProfileUpdateRequest<S> {
+    /// Build the body from its fields.
+    pub fn new(name: Option<S>, picture: Option<S>) -> Self {
+        Self { name, picture }
+    }
+}
+
 macro_rules! request_ctor {
     ($ty:ident { $($field:ident),* }) => {
         impl<S> $ty<S> {

@@ -182,9 +182,13 @@ impl Answer {
             Endpoint::ProviderToken => {
                 text("provider_token").map_or(Answer::Other, Answer::ProviderToken)
             }
-            Endpoint::UserMe if json.as_ref().is_some_and(Value::is_object) => Answer::User {
-                sub: text("sub").unwrap_or_default(),
-            },
+            Endpoint::UserMe | Endpoint::UserProfile
+                if json.as_ref().is_some_and(Value::is_object) =>
+            {
+                Answer::User {
+                    sub: text("sub").unwrap_or_default(),
+                }
+            }
             _ => Answer::Other,
         }
     }

@@ -114,6 +114,48 @@ impl Model {
         self.tick();
     }
 
+    /// Why `update_profile` or `delete_account` is refused now, if it is: each "needs a
+    /// session and nothing else in flight".
+    pub(crate) fn account_refusal(&self) -> Option<Failure> {
+        if self.session.is_none() {
+            Some(Failure::NotSignedIn)
+        } else if self.in_flight.is_some() {
+            Some(Failure::Busy)
+        } else {
+            None
+        }
+    }
+
+    /// `update_profile` (accepted): `user/profile` with the change, "refreshing first
+    /// when due"; the session and state stay whatever the reply.
+    pub(crate) fn update_profile(&mut self, op: OpId, name: Option<&str>, picture: Option<&str>) {
+        self.opened(op);
+        let mut plan = Vec::new();
+        if self.refresh_due() {
+            plan.push(Endpoint::Token);
+        }
+        plan.push(Endpoint::UserProfile);
+        let purpose = Purpose::UpdateProfile {
+            name: name.map(str::to_owned),
+            picture: picture.map(str::to_owned),
+        };
+        self.start(purpose, Some(op), &plan);
+        self.tick();
+    }
+
+    /// `delete_account` (accepted): `DELETE user/me`, "refreshing first when due"; on
+    /// success the local session ends as after a sign-out, without `revoke`.
+    pub(crate) fn delete_account(&mut self, op: OpId) {
+        self.opened(op);
+        let mut plan = Vec::new();
+        if self.refresh_due() {
+            plan.push(Endpoint::Token);
+        }
+        plan.push(Endpoint::DeleteMe);
+        self.start(Purpose::DeleteAccount, Some(op), &plan);
+        self.tick();
+    }
+
     /// `sign_out`: cancels anything in flight and wipes the local session at once
     /// (`SignedOut`, persisted), then tells the server with `revoke`. Without a session
     /// there is nothing to revoke: `SignedOut { revoked: false }` at once.

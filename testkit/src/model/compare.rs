@@ -118,10 +118,15 @@ impl World {
         let endpoint = sent.endpoint;
         let engine = &self.h.engine;
         // core/README.md: `user/me` and `user/provider/bind` carry the session's access
-        // token; refresh, sign-in, provider-token and revoke requests never do. The
+        // token, and so do a profile update and an account deletion (§3 of
+        // docs/wire.md: "withCredentials"); refresh, sign-in, provider-token and revoke
+        // requests never do. The
         // automatic anonymous sign-in authenticates the client as the SDK does (§2 of
         // docs/wire.md): `Basic base64("{client_id}:")`.
-        let bearer = matches!(endpoint, Endpoint::UserMe | Endpoint::ProviderBind);
+        let bearer = matches!(
+            endpoint,
+            Endpoint::UserMe | Endpoint::ProviderBind | Endpoint::UserProfile | Endpoint::DeleteMe
+        );
         let session = self.m.session.as_ref();
         let authorization = if bearer {
             let s = session.expect("a request with the access token needs a session");
@@ -175,8 +180,8 @@ impl World {
 /// The body fields that matter (§3 of docs/wire.md).
 fn check_body(sent: &Sent, purpose: &Purpose, refresh_token: Option<&str>) {
     let endpoint = sent.endpoint;
-    if endpoint == Endpoint::UserMe {
-        assert!(sent.body.is_empty(), "GET user/me has no body");
+    if matches!(endpoint, Endpoint::UserMe | Endpoint::DeleteMe) {
+        assert!(sent.body.is_empty(), "{endpoint:?} has no body");
         return;
     }
     let body: Value = serde_json::from_slice(&sent.body).expect("a JSON request body");
@@ -220,6 +225,20 @@ fn check_body(sent: &Sent, purpose: &Purpose, refresh_token: Option<&str>) {
                 Some(access_token.as_str()),
                 "revoke token"
             );
+        }
+        Endpoint::UserProfile => {
+            let Purpose::UpdateProfile { name, picture } = purpose else {
+                panic!("model bug: user/profile outside a profile update");
+            };
+            // §3.2: only the fields given, as the user object names them.
+            let mut want = serde_json::Map::new();
+            if let Some(n) = name {
+                want.insert("name".into(), json!(n));
+            }
+            if let Some(p) = picture {
+                want.insert("picture".into(), json!(p));
+            }
+            assert_eq!(body, Value::Object(want), "user/profile body");
         }
         other => panic!("model bug: no flow sends {other:?}"),
     }

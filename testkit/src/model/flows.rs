@@ -24,8 +24,8 @@ fn meaning(endpoint: Endpoint, answer: Answer) -> Result<Answer, Failure> {
             a @ Answer::Grant(_),
         )
         | (Endpoint::ProviderToken, a @ Answer::ProviderToken(_))
-        | (Endpoint::UserMe, a @ Answer::User { .. })
-        | (Endpoint::ProviderBind | Endpoint::Revoke, a) => Ok(a),
+        | (Endpoint::UserMe | Endpoint::UserProfile, a @ Answer::User { .. })
+        | (Endpoint::ProviderBind | Endpoint::Revoke | Endpoint::DeleteMe, a) => Ok(a),
         _ => Err(Failure::Malformed),
     }
 }
@@ -71,6 +71,11 @@ impl Model {
                 }
                 self.persist();
             }
+            _ if f.on_the_wire() == Endpoint::DeleteMe => {
+                // The user is gone on the server: the local session ends as after a
+                // sign-out (nothing left to revoke).
+                self.end_session();
+            }
             _ if f.on_the_wire() == Endpoint::ProviderBind => {
                 // Bound: the anonymous user now has the WeChat identity, same uid.
                 self.set_state(LoginState::WeChat);
@@ -89,6 +94,8 @@ impl Model {
             Purpose::UserInfo { .. } => Completion::UserInfo,
             Purpose::Refresh => Completion::LoginState,
             Purpose::SignOut { .. } => Completion::SignedOut { revoked: true },
+            Purpose::UpdateProfile { .. } => Completion::ProfileUpdated,
+            Purpose::DeleteAccount => Completion::AccountDeleted,
         };
         self.finish(f, Ok(done));
     }

@@ -41,7 +41,7 @@ mod state;
 mod world;
 
 pub use invariants::check_invariants;
-pub use ops::{ERROR_NAMES, ERROR_STATUSES, GARBAGE_STATUSES, OPENIDS, Op, Setup};
+pub use ops::{ERROR_NAMES, ERROR_STATUSES, GARBAGE_STATUSES, OPENIDS, Op, PROFILE_CHANGES, Setup};
 pub use state::Model;
 pub use world::{World, run_ops, run_with};
 

@@ -123,7 +123,22 @@ pub enum Op {
     },
     /// The server starts or stops issuing refresh tokens.
     NoRefreshTokens,
+    /// `update_profile` with one of [`PROFILE_CHANGES`].
+    UpdateProfile {
+        /// Index into [`PROFILE_CHANGES`] (modulo).
+        change_idx: u8,
+    },
+    /// `delete_account`.
+    DeleteAccount,
 }
+
+/// The `(nickname, avatar URL)` changes of [`Op::UpdateProfile`]: valid inputs, one or
+/// both fields.
+pub const PROFILE_CHANGES: [(Option<&str>, Option<&str>); 3] = [
+    (Some("小明"), None),
+    (None, Some("https://a.example/m.png")),
+    (Some("Ming"), Some("http://b.example/n.png")),
+];
 
 /// WeChat users of the generated runs (few, so links and sign-ins collide).
 pub const OPENIDS: [&str; 3] = ["openid-alice", "openid-bob", "openid-carol"];

@@ -82,6 +82,13 @@ pub(crate) enum Purpose {
     SignOut {
         access_token: String,
     },
+    /// `user.update()`: the nickname and avatar URL to send.
+    UpdateProfile {
+        name: Option<String>,
+        picture: Option<String>,
+    },
+    /// `deleteMe`.
+    DeleteAccount,
 }
 
 impl Purpose {

@@ -8,7 +8,9 @@ use cloudbase_auth_core::wire::Endpoint;
 use cloudbase_auth_core::{Engine, Error, OpId, RequestId, TransportError};
 
 use super::answer::{Answer, Failure};
-use super::ops::{ERROR_NAMES, ERROR_STATUSES, GARBAGE_STATUSES, OPENIDS, Op, Setup};
+use super::ops::{
+    ERROR_NAMES, ERROR_STATUSES, GARBAGE_STATUSES, OPENIDS, Op, PROFILE_CHANGES, Setup,
+};
 use super::state::Model;
 
 /// A reply that arrives again after its request was answered or lost: credentials
@@ -166,6 +168,24 @@ impl World {
         );
     }
 
+    /// An account call (`update_profile`, `delete_account`) returned `r`: refused as
+    /// the model says, or started.
+    fn account_call(&mut self, r: Result<OpId, Error>, start: impl FnOnce(&mut Model, OpId)) {
+        self.h.run();
+        self.input();
+        match self.m.account_refusal() {
+            Some(refusal) => {
+                assert_eq!(
+                    r.map_err(|e| Failure::of(&e)),
+                    Err(refusal),
+                    "account call refused"
+                );
+                self.m.refused_call();
+            }
+            None => start(&mut self.m, r.expect("account call accepted")),
+        }
+    }
+
     /// Runs `op` against engine and model, then compares what the step produced and
     /// checks the invariants (panics on any disagreement).
     pub fn apply(&mut self, op: &Op) {
@@ -307,6 +327,16 @@ impl World {
             }
             Op::NoRefreshTokens => {
                 self.h.server.issue_refresh_tokens = !self.h.server.issue_refresh_tokens;
+            }
+            Op::UpdateProfile { change_idx } => {
+                let (name, picture) =
+                    PROFILE_CHANGES[usize::from(*change_idx) % PROFILE_CHANGES.len()];
+                let r = self.h.engine.update_profile(now, name, picture);
+                self.account_call(r, |m, op| m.update_profile(op, name, picture));
+            }
+            Op::DeleteAccount => {
+                let r = self.h.engine.delete_account(now);
+                self.account_call(r, Model::delete_account);
             }
         }
         self.after_step();

@@ -235,10 +235,11 @@ impl Run {
             && error_kind(status, &body) == Some(ServerErrorKind::Unavailable);
         assert!(status < 500 || is_busy, "server error: {}", context());
 
-        let endpoint = path
-            .strip_prefix(DEFAULT_API_PATH)
-            .and_then(Endpoint::from_path)
-            .filter(|e| e.method().as_str() == method.as_str());
+        let endpoint = path.strip_prefix(DEFAULT_API_PATH).and_then(|p| {
+            Endpoint::ALL
+                .into_iter()
+                .find(|e| e.path() == p && e.method().as_str() == method.as_str())
+        });
         if (200..300).contains(&status) {
             if let Some(endpoint) = endpoint {
                 self.check_reply(endpoint, status, &body, &context);
@@ -283,7 +284,7 @@ impl Run {
                 self.slots
                     .push((Slot::Provider, p.provider_token.as_bytes().to_vec()));
             }
-            Endpoint::UserMe => {
+            Endpoint::UserMe | Endpoint::UserProfile => {
                 read(status, body, User::parse, context);
             }
             _ => {

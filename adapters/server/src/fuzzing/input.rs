@@ -55,10 +55,14 @@ pub fn known_paths() -> &'static [String] {
 }
 
 fn route_paths() -> Vec<String> {
-    let mut paths: Vec<String> = Endpoint::ALL
-        .iter()
-        .map(|e| format!("{DEFAULT_API_PATH}{}", e.path()))
-        .collect();
+    let mut paths: Vec<String> = Vec::new();
+    for e in Endpoint::ALL {
+        // Two endpoints share a path (`GET` and `DELETE user/me`): one selector.
+        let path = format!("{DEFAULT_API_PATH}{}", e.path());
+        if !paths.contains(&path) {
+            paths.push(path);
+        }
+    }
     paths.extend(
         [
             HEALTH_PATH,
@@ -160,7 +164,7 @@ impl Cursor<'_> {
 /// method  := sel:u8  (sel % 8 < 7: METHODS; else raw:short)
 /// path    := sel:u8  (sel < known_paths().len(): known; else raw:short)
 /// headers := count:u8 (% 9) { name value:short }
-/// name    := sel:u8  (sel < 12: known_headers(); else raw:short)
+/// name    := sel:u8  (sel < 13: known_headers(); else raw:short)
 /// short   := len:u8 bytes        long := len:u16le bytes
 /// ```
 ///

@@ -264,6 +264,38 @@ pub fn server_request_seeds() -> Vec<Seed> {
             ],
         ),
         (
+            "account",
+            vec![
+                sign_in_anonymously(),
+                req(
+                    &Method::PATCH,
+                    &api(Endpoint::UserProfile),
+                    "",
+                    &[(HEADER_AUTHORIZATION, "Bearer $A")],
+                    &json(&wire::ProfileUpdateRequest::new(
+                        Some("小明"),
+                        Some("https://a.example/m.png"),
+                    )),
+                ),
+                req(
+                    &Method::PATCH,
+                    &api(Endpoint::UserProfile),
+                    "",
+                    &[(HEADER_AUTHORIZATION, "Bearer $A")],
+                    r#"{"name":""}"#,
+                ),
+                user_me_with("Bearer $A"),
+                req(
+                    &Method::DELETE,
+                    &api(Endpoint::DeleteMe),
+                    "",
+                    &[(HEADER_AUTHORIZATION, "Bearer $A")],
+                    "",
+                ),
+                user_me_with("Bearer $A"),
+            ],
+        ),
+        (
             "wechat_noauth",
             vec![
                 req(
@@ -301,7 +333,7 @@ pub fn server_request_seeds() -> Vec<Seed> {
             "bad_requests",
             vec![
                 req(&Method::GET, "/auth/v1/nothing", "", &[], ""),
-                req(&Method::DELETE, &api(Endpoint::UserMe), "", &[], ""),
+                req(&Method::PUT, &api(Endpoint::UserMe), "", &[], ""),
                 req(
                     &Method::POST,
                     &api(Endpoint::SignInAnonymously),

@@ -65,6 +65,12 @@ pub struct UserRecord {
     /// WeChat identities.
     #[serde(default)]
     pub identities: Vec<Identity>,
+    /// Nickname set with `user/profile` (`None`: never set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Avatar URL set with `user/profile` (`None`: never set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub picture: Option<String>,
 }
 
 impl UserRecord {
@@ -77,6 +83,8 @@ impl UserRecord {
             created_at: now,
             updated_at: now,
             identities: Vec::new(),
+            name: None,
+            picture: None,
         }
     }
 }
@@ -270,6 +278,20 @@ pub trait Store: Send + Sync + 'static {
         identity: &Identity,
         now: i64,
     ) -> Result<BindOutcome, StoreError>;
+
+    /// Sets the nickname and/or avatar URL of user `uid` (`None`: unchanged); the
+    /// updated user, or `None` when there is no such user.
+    async fn update_profile(
+        &self,
+        uid: &str,
+        name: Option<&str>,
+        picture: Option<&str>,
+        now: i64,
+    ) -> Result<Option<UserRecord>, StoreError>;
+
+    /// Deletes user `uid` with its identities and every session family (all refresh
+    /// tokens); whether the user existed.
+    async fn delete_user(&self, uid: &str) -> Result<bool, StoreError>;
 
     /// Every user, oldest first.
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError>;

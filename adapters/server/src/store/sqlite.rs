@@ -256,7 +256,8 @@ impl SqliteStore {
 fn load_user(conn: &Connection, uid: &str) -> Result<Option<UserRecord>, rusqlite::Error> {
     let Some(mut user) = conn
         .prepare_cached(
-            "SELECT uid, env, anonymous, created_at, updated_at FROM users WHERE uid = ?",
+            "SELECT uid, env, anonymous, created_at, updated_at, name, picture \
+             FROM users WHERE uid = ?",
         )?
         .query_row([uid], |row| {
             Ok(UserRecord {
@@ -266,6 +267,8 @@ fn load_user(conn: &Connection, uid: &str) -> Result<Option<UserRecord>, rusqlit
                 created_at: row.get(3)?,
                 updated_at: row.get(4)?,
                 identities: Vec::new(),
+                name: row.get(5)?,
+                picture: row.get(6)?,
             })
         })
         .optional()?
@@ -508,22 +511,47 @@ fn bind(
     Ok(BindOutcome::Bound)
 }
 
+/// The body of [`Store::update_profile`], inside the writer's transaction: `None` when
+/// the user is gone.
+fn set_profile(
+    conn: &Connection,
+    uid: &str,
+    name: Option<&str>,
+    picture: Option<&str>,
+    now: i64,
+) -> Result<Option<UserRecord>, rusqlite::Error> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE users SET name = COALESCE(?, name), picture = COALESCE(?, picture),
+               updated_at = ? WHERE uid = ?",
+        )?
+        .execute(params![name, picture, now, uid])?;
+    if changed == 0 {
+        return Ok(None);
+    }
+    load_user(conn, uid)
+}
+
 /// The body of [`Store::import_users`], inside the writer's transaction (an error rolls
 /// every user of the import back).
 fn import(conn: &Connection, users: &[UserRecord], now: i64) -> Result<(), Failure> {
     for user in users {
         insert_env(conn, &user.env, now)?;
         conn.prepare_cached(
-            "INSERT INTO users (uid, env, anonymous, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+            "INSERT INTO users (uid, env, anonymous, created_at, updated_at, name, picture)
+             VALUES (?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (uid) DO UPDATE SET env = excluded.env, anonymous = excluded.anonymous,
-               created_at = excluded.created_at, updated_at = excluded.updated_at",
+               created_at = excluded.created_at, updated_at = excluded.updated_at,
+               name = excluded.name, picture = excluded.picture",
         )?
         .execute(params![
             user.uid,
             user.env,
             user.anonymous,
             user.created_at,
-            user.updated_at
+            user.updated_at,
+            user.name,
+            user.picture
         ])?;
         for identity in &user.identities {
             if let Some(owner) = identity_owner(conn, &user.env, identity)?
@@ -565,7 +593,8 @@ fn all_users(conn: &Connection) -> Result<Vec<UserRecord>, rusqlite::Error> {
         });
     }
     let mut statement = conn.prepare(
-        "SELECT uid, env, anonymous, created_at, updated_at FROM users ORDER BY created_at, uid",
+        "SELECT uid, env, anonymous, created_at, updated_at, name, picture FROM users
+         ORDER BY created_at, uid",
     )?;
     let mut rows = statement.query([])?;
     let mut users = Vec::new();
@@ -577,6 +606,8 @@ fn all_users(conn: &Connection) -> Result<Vec<UserRecord>, rusqlite::Error> {
             anonymous: row.get(2)?,
             created_at: row.get(3)?,
             updated_at: row.get(4)?,
+            name: row.get(5)?,
+            picture: row.get(6)?,
             uid,
         });
     }
@@ -790,6 +821,37 @@ impl Store for SqliteStore {
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
         self.readers
             .with_blocking(|conn| Ok(all_users(conn)?))
+            .await
+    }
+
+    async fn update_profile(
+        &self,
+        uid: &str,
+        name: Option<&str>,
+        picture: Option<&str>,
+        now: i64,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let (uid, name, picture) = (
+            uid.to_owned(),
+            name.map(str::to_owned),
+            picture.map(str::to_owned),
+        );
+        self.writer
+            .write(move |conn| set_profile(conn, &uid, name.as_deref(), picture.as_deref(), now))
+            .await
+    }
+
+    async fn delete_user(&self, uid: &str) -> Result<bool, StoreError> {
+        let uid = uid.to_owned();
+        self.writer
+            .write(move |conn| {
+                // Identities and families (with their refresh tokens) go by
+                // `ON DELETE CASCADE`: every device is signed out.
+                let deleted = conn
+                    .prepare_cached("DELETE FROM users WHERE uid = ?")?
+                    .execute([&uid])?;
+                Ok(deleted > 0)
+            })
             .await
     }
 

@@ -343,6 +343,46 @@ describe(`@cloudbase/js-sdk ${SDK_VERSION} (simulated Mini Program) against clou
     assert.equal((await auth.getUserInfo()).open_id, OPENID);
   });
 
+  it('user.update({name, picture}): PATCH /auth/v1/user/profile (POST + x-http-method-override), stored and shown by user/me', { timeout: STEP_TIMEOUT_MS }, async () => {
+    const creds = storedCredentials();
+    // The login state's user (the SDK's `User`, whose `update` is the documented call).
+    const { user } = await auth.getLoginState();
+    assert.equal(typeof user.update, 'function');
+    const from = fake.wire.length;
+    const change = { name: '小明 "Ming"', picture: 'https://a.example/ming.png' };
+    await user.update(change);
+
+    const [patch] = sent('/auth/v1/user/profile', from);
+    assert.ok(patch, `no user/profile request:\n${wireDump(from)}`);
+    // wx.request has no PATCH: the Mini Program adapter sends POST with the override.
+    assert.equal(patch.method, 'POST');
+    assert.equal(patch.headers['x-http-method-override'], 'PATCH');
+    assert.equal(patch.path, '/auth/v1/user/profile');
+    assert.equal(patch.headers.authorization, `Bearer ${creds.access_token}`);
+    assert.deepEqual(JSON.parse(patch.body), change);
+    assert.equal(patch.status, 200, wireDump(from));
+    assert.equal(patch.reply.sub, state.wxUid);
+    assert.equal(patch.reply.name, change.name);
+    assert.equal(patch.reply.picture, change.picture);
+
+    // The SDK keeps the reply as its user; the server keeps the change.
+    assert.equal(user.name, change.name);
+    assert.equal(user.picture, change.picture);
+    const me = await userMe(creds.access_token);
+    assert.equal(me.status, 200, JSON.stringify(me.body));
+    assert.equal(me.body.name, change.name);
+    assert.equal(me.body.picture, change.picture);
+
+    // A refusal reaches the caller as the CloudBase error body says it.
+    const before = fake.wire.length;
+    await assert.rejects(user.update({ name: 'n'.repeat(65) }));
+    const [refused] = sent('/auth/v1/user/profile', before);
+    assert.equal(refused.status, 400, wireDump(before));
+    assert.equal(refused.reply.error, 'invalid_argument');
+    assert.match(refused.reply.error_description, /nickname too long/);
+    assert.equal((await userMe(creds.access_token)).body.name, change.name);
+  });
+
   it('signOut: revokes the token at the server and forgets the stored credentials', { timeout: STEP_TIMEOUT_MS }, async () => {
     const creds = storedCredentials();
     const live = await userMe(creds.access_token);
@@ -375,6 +415,36 @@ describe(`@cloudbase/js-sdk ${SDK_VERSION} (simulated Mini Program) against clou
     });
     // invalid_grant is what makes the SDK drop stored credentials (docs/wire.md §6).
     assert.equal(refresh.status, 400, `refresh after sign-out: ${JSON.stringify(refresh.body)}`);
+    assert.equal(refresh.body.error, 'invalid_grant');
+  });
+
+  it('deleteMe: the Mini Program build cannot send DELETE; the request it means deletes the user', { timeout: STEP_TIMEOUT_MS }, async () => {
+    const res = await auth.signInAnonymously();
+    assert.equal(res.error, null, `signInAnonymously error: ${res.error && res.error.message}`);
+    const creds = storedCredentials();
+    assert.equal((await userMe(creds.access_token)).status, 200);
+
+    // The wx_mp adapter's request class has get/post/patch but no delete: the SDK's
+    // deleteMe() fails before anything is sent (docs/wire.md §3).
+    const from = fake.wire.length;
+    await assert.rejects(auth.deleteMe({}), /invalid 【delete】 request method/);
+    assert.equal(sent('/auth/v1/', from).length, 0, wireDump(from));
+
+    // What deleteMe() sends from the web build: DELETE user/me? with the bearer.
+    const del = await call(server.origin, 'DELETE', '/auth/v1/user/me?', {
+      headers: { authorization: `Bearer ${creds.access_token}` },
+    });
+    assert.equal(del.status, 200, JSON.stringify(del.body));
+    assert.deepEqual(del.body, {});
+
+    // Gone at the server: the access token and the refresh token are refused.
+    const dead = await userMe(creds.access_token);
+    assert.equal(dead.status, 401, JSON.stringify(dead.body));
+    assert.equal(dead.body.error, 'unauthenticated');
+    const refresh = await call(server.origin, 'POST', `/auth/v1/token?client_id=${ENV}`, {
+      body: { client_id: ENV, client_secret: '', grant_type: 'refresh_token', refresh_token: creds.refresh_token },
+    });
+    assert.equal(refresh.status, 400, JSON.stringify(refresh.body));
     assert.equal(refresh.body.error, 'invalid_grant');
   });
 

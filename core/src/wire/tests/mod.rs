@@ -5,7 +5,7 @@ extern crate std;
 
 use super::*;
 use crate::capacity::*;
-use crate::error::{Error, ServerError, ServerErrorKind, WireError};
+use crate::error::{Error, ErrorText, ServerError, ServerErrorKind, WireError};
 use std::format;
 use std::string::{String as StdString, ToString};
 use std::vec::Vec as StdVec;

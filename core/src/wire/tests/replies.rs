@@ -210,6 +210,42 @@ fn error_body_shapes() {
 }
 
 #[test]
+fn server_error_keeps_the_texts_cut_on_a_char_boundary() {
+    // 3-byte characters: the description capacity is not a multiple of 3.
+    let long = "说".repeat(ERROR_DESCRIPTION_MAX);
+    let body =
+        format!(r#"{{"error":"invalid_argument","error_code":3,"error_description":"{long}"}}"#);
+    let s = match decode_reply(400, body.as_bytes(), Credentials::parse) {
+        Err(Error::Server(s)) => s,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(s.name, "invalid_argument");
+    assert!(s.description.len() <= ERROR_DESCRIPTION_MAX);
+    assert!(s.description.len() > ERROR_DESCRIPTION_MAX - 3);
+    assert!(long.starts_with(s.description.as_str()));
+    assert_eq!(
+        ErrorText::<4>::cut("ab说").as_str(),
+        "ab",
+        "a character that does not fit whole is left out"
+    );
+    assert_eq!(ErrorText::<4>::cut("abcdef").as_str(), "abcd");
+    // Without a name the code is shown; the description follows the parenthesis.
+    let s = ServerError::new(418, ServerErrorKind::Other, 4001).with_text("", "请输入验证码");
+    assert_eq!(
+        s.to_string(),
+        "server refused (HTTP 418, error_code 4001): 请输入验证码"
+    );
+    assert_eq!(
+        Error::Server(
+            ServerError::new(400, ServerErrorKind::InvalidArgument, 3)
+                .with_text("invalid_argument", "nickname too long")
+        )
+        .to_string(),
+        "server refused (HTTP 400 invalid_argument): nickname too long"
+    );
+}
+
+#[test]
 fn error_body_overlong_text_is_cut_not_an_error() {
     let long = "说明".repeat(ERROR_DESCRIPTION_MAX); // 6 bytes per repeat
     let e = ErrorBody::parse(
@@ -243,11 +279,9 @@ fn error_body_keeps_the_name_when_error_code_is_symbolic() {
     let body = br#"{"error":"invalid_grant","error_code":"INVALID_GRANT"}"#;
     assert_eq!(
         decode_reply(400, body, Credentials::parse).err(),
-        Some(Error::Server(ServerError::new(
-            400,
-            ServerErrorKind::InvalidGrant,
-            0
-        )))
+        Some(Error::Server(
+            ServerError::new(400, ServerErrorKind::InvalidGrant, 0).with_text("invalid_grant", "")
+        ))
     );
     // On a 200 the status cannot stand in for the lost name.
     let body = br#"{"error":"unauthenticated","error_code":"UNAUTHENTICATED"}"#;
@@ -279,7 +313,15 @@ fn decode_reply_success_and_errors() {
         br#"{"error":"invalid_grant","error_code":3,"error_description":"refresh token invalid"}"#,
         Credentials::parse,
     ));
-    assert_eq!(s, ServerError::new(400, ServerErrorKind::InvalidGrant, 3));
+    assert_eq!(
+        s,
+        ServerError::new(400, ServerErrorKind::InvalidGrant, 3)
+            .with_text("invalid_grant", "refresh token invalid")
+    );
+    assert_eq!(
+        s.to_string(),
+        "server refused (HTTP 400 invalid_grant): refresh token invalid"
+    );
 
     let s = server(decode_reply(
         401,
@@ -289,6 +331,7 @@ fn decode_reply_success_and_errors() {
     assert_eq!(
         s,
         ServerError::new(401, ServerErrorKind::Unauthenticated, 16)
+            .with_text("unauthenticated", "invalid access token")
     );
 
     // Kinds come from the name first, then from the status.
@@ -328,6 +371,7 @@ fn decode_reply_success_and_errors() {
     assert_eq!(
         s,
         ServerError::new(200, ServerErrorKind::Unauthenticated, 16)
+            .with_text("unauthenticated", "x")
     );
     let with_code = format!(
         r#"{{"code":"INVALID_ACCESS_TOKEN","message":"x",{}"#,
@@ -351,6 +395,7 @@ fn decode_reply_success_and_errors() {
         Credentials::parse,
     ));
     assert_eq!(s, ServerError::new(502, ServerErrorKind::Unavailable, 0));
+    assert_eq!(s.to_string(), "server refused (HTTP 502)");
     let s = server(decode_reply(404, b"", Credentials::parse));
     assert_eq!(s.kind, ServerErrorKind::NotFound);
     let s = server(decode_reply(301, ok.as_bytes(), Credentials::parse));
