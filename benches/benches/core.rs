@@ -12,13 +12,13 @@
 //! The baseline of each is the same round with the reply also parsed by serde_json
 //! into owned structs, as a std client does with every reply.
 
-use cloudbase_auth_benches::alloc::{Counting, counted};
 use cloudbase_auth_benches::owned;
 use cloudbase_auth_benches::samples::{self, Drained, EXPIRES_IN, Replies, drain};
 use cloudbase_auth_core::capacity::POLL_BUFFER_MIN;
 use cloudbase_auth_core::testing::T0;
 use cloudbase_auth_core::wire::Endpoint;
 use cloudbase_auth_core::{Completion, Delivery, Engine, LoginState};
+use cloudbase_auth_testkit::alloc::{Counting, counted};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::time::Duration;

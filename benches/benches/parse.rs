@@ -4,11 +4,11 @@
 //! * `parse/credentials`: a credentials reply with a real-size EdDSA access token;
 //! * `parse/user`: the `user/me` reply of a WeChat user.
 
-use cloudbase_auth_benches::alloc::{Counting, counted};
 use cloudbase_auth_benches::owned;
 use cloudbase_auth_benches::samples::{OPENID, Replies};
 use cloudbase_auth_core::testing::APPID;
 use cloudbase_auth_core::wire::{Credentials, User};
+use cloudbase_auth_testkit::alloc::{Counting, counted};
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::time::Duration;

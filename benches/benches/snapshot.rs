@@ -10,12 +10,12 @@
 //!
 //! The encode and decode halves are measured on their own as well.
 
-use cloudbase_auth_benches::alloc::{Counting, counted};
 use cloudbase_auth_benches::owned::StoredSession;
 use cloudbase_auth_benches::samples::{self, OPENID, Replies};
 use cloudbase_auth_core::snapshot::SNAPSHOT_MAX;
 use cloudbase_auth_core::testing::{APPID, T0, write_snapshot};
 use cloudbase_auth_core::{Engine, LoginState};
+use cloudbase_auth_testkit::alloc::{Counting, counted};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::time::Duration;

@@ -5,64 +5,13 @@
 //! Only allocations made by the test's own thread while counting is switched on are
 //! counted, so the test framework's threads cannot disturb the figure.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use cloudbase_auth_core::testing::{APPID, ENV, Harness};
 use cloudbase_auth_core::wire::Endpoint;
 use cloudbase_auth_core::{Completion, Config, LoginState};
-
-/// `System`, counting `alloc`/`alloc_zeroed`/`realloc` calls of the counting thread.
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    // `const` and no destructor: reading it never allocates or registers anything.
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-fn count() {
-    if COUNTING.try_with(Cell::get).unwrap_or(false) {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-// Implementing `GlobalAlloc` needs `unsafe`; this impl only forwards to `System`. (The
-// library itself stays `#![forbid(unsafe_code)]`.)
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use cloudbase_auth_testkit::alloc::{Counting, counted};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-fn counting(on: bool) {
-    COUNTING.with(|c| c.set(on));
-}
 
 #[test]
 fn a_whole_session_allocates_nothing() {
@@ -70,57 +19,89 @@ fn a_whole_session_allocates_nothing() {
     // (it is large), the thread-local is touched, the allocator is exercised once.
     let mut h = Box::new(Harness::uninit());
     h.server.expires_in = 7200;
-    counting(false);
     drop(vec![0u8; 1]);
-    let start = ALLOCATIONS.load(Ordering::SeqCst);
-    counting(true);
 
-    // init
-    h.engine
-        .init(h.now, Config::new(ENV), [9; 16])
-        .expect("valid config");
-    h.run();
-    let init_state = h.engine.login_state();
+    let (observed, allocations) = counted(|| {
+        // init
+        h.engine
+            .init(h.now, Config::new(ENV), [9; 16])
+            .expect("valid config");
+        h.run();
+        let init_state = h.engine.login_state();
 
-    // sign_in_anonymously
-    let signed_in = h.sign_in_anonymously();
-    let anon_state = h.engine.login_state();
-    let anon_uid_len = h.engine.session().map(|s| s.uid.len());
+        // sign_in_anonymously
+        let signed_in = h.sign_in_anonymously();
+        let anon_state = h.engine.login_state();
+        let anon_uid_len = h.engine.session().map(|s| s.uid.len());
 
-    // advance to 10 s before expiry: past the refresh point (expires_at − the default
-    // refresh margin of 30 s)
-    let expires_before = h.engine.session().map(|s| s.expires_at_ms);
-    h.advance(7_200_000 - 10_000);
-    let token_hits = h.server.hits(Endpoint::Token);
-    let expires_after = h.engine.session().map(|s| s.expires_at_ms);
-    let after_refresh_state = h.engine.login_state();
+        // advance to 10 s before expiry: past the refresh point (expires_at − the default
+        // refresh margin of 30 s)
+        let expires_before = h.engine.session().map(|s| s.expires_at_ms);
+        h.advance(7_200_000 - 10_000);
+        let token_hits = h.server.hits(Endpoint::Token);
+        let expires_after = h.engine.session().map(|s| s.expires_at_ms);
+        let after_refresh_state = h.engine.login_state();
 
-    // get_user_info
-    let info_op = h.engine.get_user_info(h.now).expect("initialised");
-    h.run();
-    let info = h.result(info_op);
-    let nick_is_anonymous = h.engine.user().map(|u| u.nick_name == "anonymous");
+        // get_user_info
+        let info_op = h.engine.get_user_info(h.now).expect("initialised");
+        h.run();
+        let info = h.result(info_op);
+        let nick_is_anonymous = h.engine.user().map(|u| u.nick_name == "anonymous");
 
-    // link_wechat
-    let code = h.server.mint_code("openid-no-alloc");
-    let link_op = h
-        .engine
-        .link_wechat(h.now, &code, APPID)
-        .expect("anonymous");
-    h.run();
-    let linked = h.result(link_op);
-    let linked_state = h.engine.login_state();
-    let openid_ok = h.engine.user().map(|u| u.openid == "openid-no-alloc");
+        // link_wechat
+        let code = h.server.mint_code("openid-no-alloc");
+        let link_op = h
+            .engine
+            .link_wechat(h.now, &code, APPID)
+            .expect("anonymous");
+        h.run();
+        let linked = h.result(link_op);
+        let linked_state = h.engine.login_state();
+        let openid_ok = h.engine.user().map(|u| u.openid == "openid-no-alloc");
 
-    // sign_out
-    let out_op = h.engine.sign_out(h.now).expect("initialised");
-    h.run();
-    let signed_out = h.result(out_op);
-    let final_state = h.engine.login_state();
-    let final_session = h.engine.session().is_some();
-
-    counting(false);
-    let allocations = ALLOCATIONS.load(Ordering::SeqCst) - start;
+        // sign_out
+        let out_op = h.engine.sign_out(h.now).expect("initialised");
+        h.run();
+        let signed_out = h.result(out_op);
+        let final_state = h.engine.login_state();
+        let final_session = h.engine.session().is_some();
+        (
+            init_state,
+            signed_in,
+            anon_state,
+            anon_uid_len,
+            expires_before,
+            token_hits,
+            expires_after,
+            after_refresh_state,
+            info,
+            nick_is_anonymous,
+            linked,
+            linked_state,
+            openid_ok,
+            signed_out,
+            final_state,
+            final_session,
+        )
+    });
+    let (
+        init_state,
+        signed_in,
+        anon_state,
+        anon_uid_len,
+        expires_before,
+        token_hits,
+        expires_after,
+        after_refresh_state,
+        info,
+        nick_is_anonymous,
+        linked,
+        linked_state,
+        openid_ok,
+        signed_out,
+        final_state,
+        final_session,
+    ) = observed;
 
     assert_eq!(init_state, LoginState::Initialized);
     assert_eq!(signed_in, Ok(Completion::SignedIn(LoginState::Anonymous)));

@@ -20,6 +20,7 @@
 //!
 //! Not published; for this workspace's tests only.
 
+pub mod alloc;
 pub mod corpus;
 pub mod fuzz;
 pub mod model;

@@ -1,5 +1,6 @@
-//! A counting global allocator: the bench binaries install [`Counting`] and switch
-//! counting on around the code whose allocations they assert.
+//! A counting global allocator: the core's no-allocation test and the bench binaries
+//! install [`Counting`] and switch counting on around the code whose allocations they
+//! assert.
 //!
 //! Only allocations made by the counting thread while counting is on are counted, so
 //! criterion's own bookkeeping (between samples) cannot disturb the figure.
@@ -13,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug, Clone, Copy, Default)]
 #[allow(
     clippy::exhaustive_structs,
-    reason = "a unit struct the bench binaries name in their `static`"
+    reason = "a unit struct the test and bench binaries name in their `static`"
 )]
 pub struct Counting;
 
