@@ -28,6 +28,8 @@ use crate::{ServeConfig, Server};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, header};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -282,6 +284,19 @@ impl TestServer {
         self.dir.path().join("data")
     }
 
+    /// The server's own signing key, read from its key file: tests forge tokens with it
+    /// (another env, another `alg`, an expired `exp`) that only the claims make invalid.
+    pub fn signing_key(&self) -> ed25519_dalek::SigningKey {
+        let text =
+            std::fs::read_to_string(self.data_dir().join(crate::keys::KEY_FILE)).expect("key file");
+        let seed: [u8; 32] = URL_SAFE_NO_PAD
+            .decode(text.trim())
+            .expect("base64url")
+            .try_into()
+            .expect("32 bytes");
+        ed25519_dalek::SigningKey::from_bytes(&seed)
+    }
+
     /// The generated admin token (emulated mode).
     pub fn admin_token(&self) -> String {
         self.server
@@ -407,4 +422,30 @@ impl AccessTokens {
             .ok()
             .map(|claims| claims.sub)
     }
+}
+
+/// A JWT's header and claims, decoded (the signature is not checked).
+pub fn jwt_parts(token: &str) -> (Value, Value) {
+    let mut parts = token.split('.');
+    let header = decode_jwt_part(parts.next().expect("header"));
+    let claims = decode_jwt_part(parts.next().expect("claims"));
+    (header, claims)
+}
+
+/// One base64url JWT part as JSON.
+pub fn decode_jwt_part(part: &str) -> Value {
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("base64url")).expect("json")
+}
+
+/// JSON as one base64url JWT part.
+pub fn encode_jwt_part(v: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).expect("json"))
+}
+
+/// A JWT of `header` and `claims`, EdDSA-signed with `key` whatever the header says.
+pub fn sign_jwt(key: &ed25519_dalek::SigningKey, header: &Value, claims: &Value) -> String {
+    use ed25519_dalek::Signer as _;
+    let input = format!("{}.{}", encode_jwt_part(header), encode_jwt_part(claims));
+    let signature = key.sign(input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
 }

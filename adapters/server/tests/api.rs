@@ -8,45 +8,16 @@ use cloudbase_auth_core::wire::{
     Credentials, ErrorBody, IntrospectReply, ProviderTokenReply, User, is_token_safe,
 };
 use cloudbase_auth_server::keys::KEY_FILE;
-use cloudbase_auth_server::testing::{APPID, Api, ENV, Reply, TestServer};
+use cloudbase_auth_server::testing::{
+    APPID, Api, ENV, Reply, TestServer, encode_jwt_part, jwt_parts, sign_jwt,
+};
 use cloudbase_auth_server::{WeChatApps, WeChatMode};
-use ed25519_dalek::{Signer as _, SigningKey};
+use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 // ----- helpers ----------------------------------------------------------------------
-
-fn decode_part(part: &str) -> Value {
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("base64url")).expect("json")
-}
-
-fn encode_part(v: &Value) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).expect("json"))
-}
-
-fn sign_jwt(key: &SigningKey, header: &Value, claims: &Value) -> String {
-    let input = format!("{}.{}", encode_part(header), encode_part(claims));
-    let sig = key.sign(input.as_bytes());
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
-}
-
-fn server_key(server: &TestServer) -> SigningKey {
-    let text = std::fs::read_to_string(server.data_dir().join(KEY_FILE)).expect("key file");
-    let seed: [u8; 32] = URL_SAFE_NO_PAD
-        .decode(text.trim())
-        .expect("base64url")
-        .try_into()
-        .expect("32 bytes");
-    SigningKey::from_bytes(&seed)
-}
-
-fn jwt_parts(token: &str) -> (Value, Value) {
-    let mut parts = token.split('.');
-    let header = decode_part(parts.next().expect("header"));
-    let claims = decode_part(parts.next().expect("claims"));
-    (header, claims)
-}
 
 // ----- sign-in, user, credentials -----------------------------------------------------
 
@@ -303,7 +274,7 @@ async fn forged_expired_and_wrong_key_tokens_get_401() {
     let c = s.api.sign_in_anonymously().await;
     let token = c.str("access_token");
     let (header, claims) = jwt_parts(&token);
-    let key = server_key(&s);
+    let key = s.signing_key();
     // Sanity: our re-signing of the same header and claims is accepted.
     assert_eq!(
         s.api.me(&sign_jwt(&key, &header, &claims)).await.status,
@@ -325,11 +296,15 @@ async fn forged_expired_and_wrong_key_tokens_get_401() {
     let mut foreign_issuer = claims.clone();
     foreign_issuer["iss"] = json!("someone-else");
     let stranger = SigningKey::from_bytes(&[7u8; 32]);
-    let unsigned = format!("{}.{}.", encode_part(&alg_none), encode_part(&claims));
+    let unsigned = format!(
+        "{}.{}.",
+        encode_jwt_part(&alg_none),
+        encode_jwt_part(&claims)
+    );
     let tampered = {
         let (input, sig) = token.rsplit_once('.').unwrap();
         let (h, _) = input.split_once('.').unwrap();
-        format!("{h}.{}.{sig}", encode_part(&elevated))
+        format!("{h}.{}.{sig}", encode_jwt_part(&elevated))
     };
     let cases = [
         ("expired", sign_jwt(&key, &header, &expired)),
@@ -400,7 +375,7 @@ async fn introspect_answers_live_tokens_and_empty_for_the_rest() {
     );
     assert_eq!(r.str("sub"), w.str("sub"));
 
-    let key = server_key(&s);
+    let key = s.signing_key();
     let mut expired = claims.clone();
     expired["exp"] = json!(claims["iat"].as_u64().unwrap() - 1);
     let mut elevated = claims.clone();
@@ -408,7 +383,7 @@ async fn introspect_answers_live_tokens_and_empty_for_the_rest() {
     let tampered = {
         let (input, sig) = token.rsplit_once('.').unwrap();
         let (h, _) = input.split_once('.').unwrap();
-        format!("{h}.{}.{sig}", encode_part(&elevated))
+        format!("{h}.{}.{sig}", encode_jwt_part(&elevated))
     };
     let stranger = SigningKey::from_bytes(&[9u8; 32]);
     let other = s

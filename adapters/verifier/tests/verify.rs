@@ -8,14 +8,13 @@ use axum::extract::{Extension, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use cloudbase_auth_server::keys::KEY_FILE;
-use cloudbase_auth_server::testing::{APPID, ENV, TestServer};
+use cloudbase_auth_server::testing::{
+    APPID, ENV, TestServer, encode_jwt_part, jwt_parts, sign_jwt,
+};
 use cloudbase_auth_verifier::{
     Claims, JWKS_PATH, LoginKind, Verifier, VerifierBuilder, VerifyError, VerifyLayer,
 };
-use ed25519_dalek::{Signer as _, SigningKey};
+use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,39 +24,6 @@ use std::time::{Duration, Instant};
 
 fn builder(base: &str) -> VerifierBuilder {
     Verifier::builder(base, ENV).leeway(Duration::ZERO)
-}
-
-fn decode_part(part: &str) -> Value {
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("base64url")).expect("json")
-}
-
-fn encode_part(v: &Value) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).expect("json"))
-}
-
-fn jwt_parts(token: &str) -> (Value, Value) {
-    let mut parts = token.split('.');
-    let header = decode_part(parts.next().expect("header"));
-    let claims = decode_part(parts.next().expect("claims"));
-    (header, claims)
-}
-
-fn sign_jwt(key: &SigningKey, header: &Value, claims: &Value) -> String {
-    let input = format!("{}.{}", encode_part(header), encode_part(claims));
-    format!(
-        "{input}.{}",
-        URL_SAFE_NO_PAD.encode(key.sign(input.as_bytes()).to_bytes())
-    )
-}
-
-fn server_key(server: &TestServer) -> SigningKey {
-    let text = std::fs::read_to_string(server.data_dir().join(KEY_FILE)).expect("key file");
-    let seed: [u8; 32] = URL_SAFE_NO_PAD
-        .decode(text.trim())
-        .expect("base64url")
-        .try_into()
-        .expect("32 bytes");
-    SigningKey::from_bytes(&seed)
 }
 
 async fn anonymous_token(s: &TestServer) -> String {
@@ -182,7 +148,7 @@ async fn refused_tokens_fail_with_distinct_errors() {
     let verifier = builder(&s.api.base).build().expect("verifier");
     let token = anonymous_token(&s).await;
     let (header, claims) = jwt_parts(&token);
-    let key = server_key(&s);
+    let key = s.signing_key();
     // Sanity: our re-signing of the same header and claims is accepted.
     verifier
         .verify(&sign_jwt(&key, &header, &claims))
@@ -203,7 +169,10 @@ async fn refused_tokens_fail_with_distinct_errors() {
     let tampered = {
         let (input, sig) = token.rsplit_once('.').unwrap();
         let (h, _) = input.split_once('.').unwrap();
-        format!("{h}.{}.{sig}", encode_part(&with("scope", json!("user"))))
+        format!(
+            "{h}.{}.{sig}",
+            encode_jwt_part(&with("scope", json!("user")))
+        )
     };
     let other_env = s
         .api
@@ -247,8 +216,8 @@ async fn refused_tokens_fail_with_distinct_errors() {
             "alg none",
             format!(
                 "{}.{}.",
-                encode_part(&header_with("alg", json!("none"))),
-                encode_part(&claims)
+                encode_jwt_part(&header_with("alg", json!("none"))),
+                encode_jwt_part(&claims)
             ),
             VerifyError::WrongAlgorithm,
         ),
