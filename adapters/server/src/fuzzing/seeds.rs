@@ -86,7 +86,7 @@ fn user_me_with(authorization: &str) -> FuzzRequest {
     )
 }
 
-/// `token/introspect` of the session's access token, asked about the seed env.
+/// `token/introspect` of the session's access token, naming the env the inputs sign in to.
 fn introspect() -> FuzzRequest {
     req(
         &Method::GET,

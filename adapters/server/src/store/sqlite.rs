@@ -253,24 +253,36 @@ impl SqliteStore {
     }
 }
 
+/// The columns [`user_row`] reads, in its order: a macro, so statements are `concat!`ed at
+/// compile time (no string built per request on the `user/me` path).
+macro_rules! user_columns {
+    () => {
+        "uid, env, anonymous, created_at, updated_at, name, picture"
+    };
+}
+
+/// A `users` row selected as `user_columns!()`, without its identities.
+fn user_row(row: &rusqlite::Row<'_>) -> Result<UserRecord, rusqlite::Error> {
+    Ok(UserRecord {
+        uid: row.get(0)?,
+        env: row.get(1)?,
+        anonymous: row.get(2)?,
+        created_at: row.get(3)?,
+        updated_at: row.get(4)?,
+        identities: Vec::new(),
+        name: row.get(5)?,
+        picture: row.get(6)?,
+    })
+}
+
 fn load_user(conn: &Connection, uid: &str) -> Result<Option<UserRecord>, rusqlite::Error> {
     let Some(mut user) = conn
-        .prepare_cached(
-            "SELECT uid, env, anonymous, created_at, updated_at, name, picture \
-             FROM users WHERE uid = ?",
-        )?
-        .query_row([uid], |row| {
-            Ok(UserRecord {
-                uid: row.get(0)?,
-                env: row.get(1)?,
-                anonymous: row.get(2)?,
-                created_at: row.get(3)?,
-                updated_at: row.get(4)?,
-                identities: Vec::new(),
-                name: row.get(5)?,
-                picture: row.get(6)?,
-            })
-        })
+        .prepare_cached(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE uid = ?"
+        ))?
+        .query_row([uid], user_row)
         .optional()?
     else {
         return Ok(None);
@@ -592,24 +604,17 @@ fn all_users(conn: &Connection) -> Result<Vec<UserRecord>, rusqlite::Error> {
             unionid: row.get(3)?,
         });
     }
-    let mut statement = conn.prepare(
-        "SELECT uid, env, anonymous, created_at, updated_at, name, picture FROM users
-         ORDER BY created_at, uid",
-    )?;
+    let mut statement = conn.prepare(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users ORDER BY created_at, uid"
+    ))?;
     let mut rows = statement.query([])?;
     let mut users = Vec::new();
     while let Some(row) = rows.next()? {
-        let uid: String = row.get(0)?;
-        users.push(UserRecord {
-            identities: identities.remove(&uid).unwrap_or_default(),
-            env: row.get(1)?,
-            anonymous: row.get(2)?,
-            created_at: row.get(3)?,
-            updated_at: row.get(4)?,
-            name: row.get(5)?,
-            picture: row.get(6)?,
-            uid,
-        });
+        let mut user = user_row(row)?;
+        user.identities = identities.remove(&user.uid).unwrap_or_default();
+        users.push(user);
     }
     Ok(users)
 }
