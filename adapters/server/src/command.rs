@@ -396,7 +396,7 @@ pub fn run_keys_blocking(args: &KeysArgs) -> ExitCode {
         }
     };
     let kek = kek_source(args.kek_file.as_ref(), |name| std::env::var(name).ok());
-    match runtime.block_on(run_keys(args, kek)) {
+    match runtime.block_on(run_keys(&args.data_dir, &args.command, kek)) {
         Ok(text) => {
             print!("{text}");
             ExitCode::SUCCESS
@@ -408,9 +408,14 @@ pub fn run_keys_blocking(args: &KeysArgs) -> ExitCode {
     }
 }
 
-/// Runs a `keys` command with the key-encryption key of `kek`; the text to print.
-pub async fn run_keys(args: &KeysArgs, kek: KekSource) -> Result<String, KeysError> {
-    let dir = &args.data_dir;
+/// Runs a `keys` command on data dir `dir` with the key-encryption key of `kek`; the
+/// text to print.
+pub async fn run_keys(
+    dir: &std::path::Path,
+    command: &KeysCommand,
+    kek: KekSource,
+) -> Result<String, KeysError> {
+    let dir = &dir.to_path_buf();
     let found = crate::datadir::Contents::read(dir).map_err(|source| StartError::DataDir {
         path: dir.clone(),
         source,
@@ -426,7 +431,7 @@ pub async fn run_keys(args: &KeysArgs, kek: KekSource) -> Result<String, KeysErr
     })?;
     let mut config = ServeConfig::new(dir.clone());
     config.kek = kek;
-    let result = keys_on(&config, &store, &args.command).await;
+    let result = keys_on(&config, &store, command).await;
     store.close().await;
     result.map_err(KeysError::from)
 }

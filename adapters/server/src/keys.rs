@@ -155,6 +155,12 @@ impl SigningKeys {
         &self.key
     }
 
+    /// The 32-byte seed.
+    #[cfg(test)]
+    fn secret_bytes(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+
     /// The public half.
     pub(crate) fn public(&self) -> VerifyingKey {
         self.public
@@ -405,13 +411,24 @@ impl KeySet {
     /// The key that signs at `now`: of the keys not retired by then whose private half
     /// opens, the one active most recently; before any is active, the first to become so
     /// (a store's very first key is active at once, so that is only a clock step back).
+    /// When every key this server knows is retired (a rotation with a publication delay
+    /// shorter than the key refresh, not read here yet), the last retired one still
+    /// signs rather than fail a sign-in whose refresh token is already stored; it stays
+    /// published for an access-token lifetime, and the next re-read finds its successor.
     pub(crate) fn signer(&self, now: i64) -> Option<&SigningKeys> {
+        let openable = |e: &&Entry| e.private.is_some();
         let live = |e: &&Entry| e.private.is_some() && e.retired_at.is_none_or(|r| r > now);
         self.entries
             .iter()
             .filter(live)
             .rfind(|e| e.active_from <= now)
             .or_else(|| self.entries.iter().find(live))
+            .or_else(|| {
+                self.entries
+                    .iter()
+                    .filter(openable)
+                    .max_by_key(|e| e.retired_at)
+            })
             .and_then(|e| e.private.as_ref())
     }
 
@@ -577,6 +594,100 @@ mod tests {
         assert!(matches!(
             SigningKeys::load(dir.path()),
             Err(KeyError::Corrupt(_))
+        ));
+    }
+
+    fn kek(byte: u8) -> Kek {
+        Kek::from_bytes(&[byte; 32])
+    }
+
+    #[test]
+    fn sealed_keys_open_only_with_their_kek_and_kid() {
+        let key = SigningKeys::generate().unwrap();
+        let row = new_row(&kek(1), &key, 10, 10).unwrap();
+        assert_eq!(row.public_key, key.public().as_bytes().to_vec());
+        assert!(
+            !row.sealed_private
+                .windows(32)
+                .any(|w| w == key.secret_bytes()),
+            "the private key is not stored in the clear"
+        );
+        assert!(kek(1).opens(&row));
+        assert!(!kek(2).opens(&row));
+        let mut other_kid = row.clone();
+        other_kid.kid = SigningKeys::generate().unwrap().kid().to_owned();
+        assert!(!kek(1).opens(&other_kid), "bound to its kid");
+        let mut flipped = row.clone();
+        flipped.sealed_private[30] ^= 1;
+        assert!(!kek(1).opens(&flipped));
+    }
+
+    #[test]
+    fn rotation_publishes_first_signs_later_and_retires_after_the_retention() {
+        let (old, new) = (
+            SigningKeys::generate().unwrap(),
+            SigningKeys::generate().unwrap(),
+        );
+        let mut old_row = new_row(&kek(1), &old, 0, 0).unwrap();
+        // Rotated at 100 with a publication delay of 60: the old key retires at 160.
+        old_row.retired_at = Some(160);
+        let new_row = new_row(&kek(1), &new, 100, 160).unwrap();
+        let set = KeySet::from_rows(&[new_row.clone(), old_row.clone()], &kek(1), 7200);
+        let kids = |now| -> Vec<String> {
+            set.jwks(now)["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["kid"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let both = vec![old.kid().to_owned(), new.kid().to_owned()];
+        assert_eq!(kids(100), both, "published before it signs");
+        assert_eq!(set.signer(159).unwrap().kid(), old.kid());
+        assert_eq!(set.signer(160).unwrap().kid(), new.kid());
+        assert_eq!(kids(160 + 7199), both, "the old key verifies its last tokens");
+        assert!(set.verifier(old.kid(), 160 + 7199).is_some());
+        assert_eq!(kids(160 + 7200), vec![new.kid().to_owned()]);
+        assert!(set.verifier(old.kid(), 160 + 7200).is_none());
+        assert!(set.verifier("unknown", 100).is_none());
+
+        // A server whose KEK opens only the old key verifies with both, signs with the old.
+        let mut foreign = new_row;
+        foreign.sealed_private = new_row_sealed_elsewhere(&new);
+        let set = KeySet::from_rows(&[foreign, old_row], &kek(1), 7200);
+        assert_eq!(set.counts(), (2, 1));
+        assert!(set.verifier(new.kid(), 200).is_some());
+        assert_eq!(set.signer(200).unwrap().kid(), old.kid(), "the last one it can open");
+    }
+
+    fn new_row_sealed_elsewhere(key: &SigningKeys) -> Vec<u8> {
+        new_row(&kek(9), key, 0, 0).unwrap().sealed_private
+    }
+
+    #[test]
+    fn kek_sources() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Kek::load(&KekSource::DataDir, dir.path()).unwrap().is_none());
+        let created = Kek::create(dir.path()).unwrap();
+        assert!(Kek::create(dir.path()).is_err(), "never overwritten");
+        let loaded = Kek::load(&KekSource::DataDir, dir.path()).unwrap().unwrap();
+        let row = new_row(&created, &SigningKeys::generate().unwrap(), 0, 0).unwrap();
+        assert!(loaded.opens(&row));
+        let text = std::fs::read_to_string(dir.path().join(KEK_FILE)).unwrap();
+        let by_value = Kek::load(&KekSource::Value(text.clone()), dir.path()).unwrap().unwrap();
+        assert!(by_value.opens(&row));
+        let by_file = Kek::load(&KekSource::File(dir.path().join(KEK_FILE)), dir.path())
+            .unwrap()
+            .unwrap();
+        assert!(by_file.opens(&row));
+        assert!(matches!(
+            Kek::load(&KekSource::Value("short".into()), dir.path()),
+            Err(KeyError::BadKek(_))
+        ));
+        assert!(!format!("{:?}", KekSource::Value(text.clone())).contains(text.trim()));
+        assert!(matches!(
+            Kek::load(&KekSource::File(dir.path().join("nope")), dir.path()),
+            Err(KeyError::Io { .. })
         ));
     }
 }
