@@ -436,19 +436,20 @@ pub(crate) async fn prepare_keys(
     let dir = &config.data_dir;
     let now = unix_now();
     let rows = store.signing_keys().await?;
-    let kek = match keys::Kek::load(&config.kek, dir)? {
-        Some(kek) => {
-            if config.kek == keys::KekSource::DataDir {
-                warn_if_open(&dir.join(keys::KEK_FILE));
-            }
-            kek
-        }
-        None if rows.is_empty() || config.new_signing_key => keys::Kek::create(dir)?,
-        None => return Err(keys::KeyError::KekMissing(dir.join(keys::KEK_FILE)).into()),
+    let loaded = keys::Kek::load(&config.kek, dir)?;
+    if loaded.is_some() && config.kek == keys::KekSource::DataDir {
+        warn_if_open(&dir.join(keys::KEK_FILE));
+    }
+    if loaded.is_none() && !rows.is_empty() && !config.new_signing_key {
+        return Err(keys::KeyError::KekMissing(dir.join(keys::KEK_FILE)).into());
+    }
+    let (total, openable) = match &loaded {
+        Some(kek) => keys::KeySet::from_rows(&rows, kek, 0).counts(),
+        None => (rows.len(), 0),
     };
-    let set = keys::KeySet::from_rows(&rows, &kek, ttl_secs(config.access_token_ttl));
-    let (total, openable) = set.counts();
-    if openable > 0 {
+    if openable > 0
+        && let Some(kek) = loaded
+    {
         return Ok(kek);
     }
     if total > 0 && !config.new_signing_key {
@@ -459,22 +460,7 @@ pub(crate) async fn prepare_keys(
     } else {
         None
     };
-    let key = match legacy {
-        Some(key) => {
-            warn_if_open(&dir.join(keys::KEY_FILE));
-            tracing::info!(
-                kid = key.kid(),
-                "imported the signing key file of an earlier version into the store"
-            );
-            // Signing at once, as it did before the upgrade.
-            store
-                .add_signing_key(&keys::new_row(&kek, &key, now, 0)?)
-                .await?;
-            return Ok(kek);
-        }
-        None => keys::SigningKeys::generate()?,
-    };
-    if total == 0 {
+    if legacy.is_none() && total == 0 {
         let users = store.count_users().await?;
         if users > 0 {
             if !config.new_signing_key {
@@ -489,7 +475,26 @@ pub(crate) async fn prepare_keys(
                  are refused until their holders refresh"
             );
         }
-    } else {
+    }
+    // From here on a key is sealed: a missing default key file is created only now, so a
+    // refused start leaves the data dir as it was.
+    let kek = match loaded {
+        Some(kek) => kek,
+        None => keys::Kek::create(dir)?,
+    };
+    if let Some(key) = legacy {
+        warn_if_open(&dir.join(keys::KEY_FILE));
+        tracing::info!(
+            kid = key.kid(),
+            "imported the signing key file of an earlier version into the store"
+        );
+        // Signing at once, as it did before the upgrade.
+        store
+            .add_signing_key(&keys::new_row(&kek, &key, now, 0)?)
+            .await?;
+        return Ok(kek);
+    }
+    if total > 0 {
         tracing::warn!(
             "adding a new signing key (--new-signing-key): no key of the store opens with the \
              key-encryption key; their access tokens verify until they expire"
@@ -498,6 +503,7 @@ pub(crate) async fn prepare_keys(
             store.retire_signing_key(&row.kid, now).await?;
         }
     }
+    let key = keys::SigningKeys::generate()?;
     store
         .add_signing_key(&keys::new_row(&kek, &key, now, now)?)
         .await?;

@@ -252,3 +252,31 @@ async fn the_key_encryption_key_can_come_from_the_environment() {
     assert_eq!(s.api.me(&token).await.status, 200);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn an_old_data_dir_that_lost_its_key_file_is_refused() {
+    let s = TestServer::start().await;
+    assert_eq!(s.api.sign_in_anonymously().await.status, 200);
+    let seed = s.signing_key().to_bytes();
+    let data = s.data_dir();
+    let TestServer { server, dir, .. } = s;
+    server.unwrap().shutdown().await.unwrap();
+    downgrade(&data, &seed);
+    std::fs::remove_file(data.join(KEY_FILE)).unwrap();
+    let config = TestServer::config(dir.path());
+    match cloudbase_auth_server::Server::start(config.clone()).await {
+        Err(e @ cloudbase_auth_server::StartError::KeyMissing { users: 1, .. }) => {
+            assert!(e.to_string().contains("--new-signing-key"), "{e}");
+        }
+        other => panic!("expected KeyMissing, got {other:?}"),
+    }
+    assert!(
+        !data.join(KEK_FILE).exists(),
+        "a refused start creates nothing"
+    );
+    let err = run_keys(&data, &rotate(Duration::ZERO), KekSource::DataDir)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no signing key"), "{err}");
+    assert_eq!(err.exit_code(), 3);
+}
