@@ -761,7 +761,11 @@ async fn a_damaged_or_lost_store_or_key_is_refused_with_the_fix() {
     );
     assert_eq!(api.me(&refreshed.str("access_token")).await.status, 200);
     assert!(rekeyed.terminate().success());
-    assert_ne!(std::fs::read(&kek).unwrap(), saved_kek, "a new key-encryption key");
+    assert_ne!(
+        std::fs::read(&kek).unwrap(),
+        saved_kek,
+        "a new key-encryption key"
+    );
 
     // A key file other users can read: served, with a warning naming the fix.
     #[cfg(unix)]
@@ -815,7 +819,13 @@ async fn jwks_kids(api: &common::Api) -> Vec<String> {
 async fn keys_rotate_reaches_a_running_server() {
     let (code, help, _) = keys(std::path::Path::new("."), &["rotate", "--help"]);
     assert_eq!(code, Some(0));
-    for needle in ["--publish-delay", "published", "retired", "--data-dir", "--kek-file"] {
+    for needle in [
+        "--publish-delay",
+        "published",
+        "retired",
+        "--data-dir",
+        "--kek-file",
+    ] {
         assert!(help.contains(needle), "`{needle}` missing from: {help}");
     }
     let dir = tempfile::tempdir().unwrap();
@@ -836,11 +846,17 @@ async fn keys_rotate_reaches_a_running_server() {
     let old_kid = jwt_parts(&token).0["kid"].as_str().unwrap().to_owned();
     let (code, listed, stderr) = keys(&data, &["list"]);
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(listed.contains(&old_kid) && listed.contains("signing"), "{listed}");
+    assert!(
+        listed.contains(&old_kid) && listed.contains("signing"),
+        "{listed}"
+    );
 
     let (code, rotated, stderr) = keys(&data, &["rotate", "--publish-delay", "1s"]);
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(rotated.contains("added signing key") && rotated.contains("pending"), "{rotated}");
+    assert!(
+        rotated.contains("added signing key") && rotated.contains("pending"),
+        "{rotated}"
+    );
     // The running server publishes the new key within its key refresh.
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut kids = jwks_kids(&api).await;

@@ -486,8 +486,9 @@ async fn signed_in(
 ) -> Result<(AccessClaims, UserRecord), ApiError> {
     let token = bearer(headers)?;
     let now = u64::try_from(unix_now()).unwrap_or(0);
-    let claims = verify_token(state, token, now, Expiry::Enforce).await
-    .map_err(|e| ApiError::unauthenticated(e.to_string()))?;
+    let claims = verify_token(state, token, now, Expiry::Enforce)
+        .await
+        .map_err(|e| ApiError::unauthenticated(e.to_string()))?;
     // The same rule as for a `client_id`: the token's env must be served here.
     state.envs.served(&claims.aud)?;
     let user = session_user(state, &claims)
@@ -546,10 +547,11 @@ async fn revoke(state: &AppState, env: &str, token: &str) -> Result<Response, Ap
     // RFC 7009: unknown or foreign tokens are not an error; nothing is revoked.
     let family = if token.contains('.') {
         let now = u64::try_from(unix_now()).unwrap_or(0);
-        verify_token(state, token, now, Expiry::Ignore).await
-        .ok()
-        .filter(|c| c.aud == env)
-        .map(|c| c.sid)
+        verify_token(state, token, now, Expiry::Ignore)
+            .await
+            .ok()
+            .filter(|c| c.aud == env)
+            .map(|c| c.sid)
     } else if token.len() <= REFRESH_TOKEN_MAX && is_token_safe(token) {
         state
             .store

@@ -208,9 +208,9 @@ pub fn serve_exit_code(error: &StartError) -> u8 {
         StartError::StoreDamaged(_)
         | StartError::StoreMissing { .. }
         | StartError::KeyMissing { .. }
-        | StartError::Key(
-            KeyError::Corrupt(_) | KeyError::KekMissing(_) | KeyError::WrongKek(_),
-        ) => 3,
+        | StartError::Key(KeyError::Corrupt(_) | KeyError::KekMissing(_) | KeyError::WrongKek(_)) => {
+            3
+        }
         StartError::Key(KeyError::BadKek(_)) => 2,
         _ => 1,
     }
@@ -456,7 +456,10 @@ async fn keys_on(
             key.kid(),
             time(active_from)
         ));
-        for old in before.iter().filter(|k| k.retired_at.is_none_or(|r| r > active_from)) {
+        for old in before
+            .iter()
+            .filter(|k| k.retired_at.is_none_or(|r| r > active_from))
+        {
             if store.retire_signing_key(&old.kid, active_from).await? {
                 out.push_str(&format!(
                     "retired signing key {} from {}: it keeps verifying (and stays in the JWKS) \

@@ -37,10 +37,10 @@ use super::secrets::{b64url, random_bytes};
 use super::store::{Store, StoreError, StoredKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
-use serde_json::json;
 use chacha20poly1305::aead::{Aead as _, KeyInit as _, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -500,7 +500,10 @@ impl Keyring {
         let set = KeySet::from_rows(&rows, &self.kek, self.retention);
         let before = self.current();
         if set.kids() != before.kids() {
-            tracing::info!(keys = set.entries.len(), "signing keys changed in the store");
+            tracing::info!(
+                keys = set.entries.len(),
+                "signing keys changed in the store"
+            );
         }
         *self.set.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
         Ok(())
@@ -645,7 +648,11 @@ mod tests {
         assert_eq!(kids(100), both, "published before it signs");
         assert_eq!(set.signer(159).unwrap().kid(), old.kid());
         assert_eq!(set.signer(160).unwrap().kid(), new.kid());
-        assert_eq!(kids(160 + 7199), both, "the old key verifies its last tokens");
+        assert_eq!(
+            kids(160 + 7199),
+            both,
+            "the old key verifies its last tokens"
+        );
         assert!(set.verifier(old.kid(), 160 + 7199).is_some());
         assert_eq!(kids(160 + 7200), vec![new.kid().to_owned()]);
         assert!(set.verifier(old.kid(), 160 + 7200).is_none());
@@ -657,7 +664,11 @@ mod tests {
         let set = KeySet::from_rows(&[foreign, old_row], &kek(1), 7200);
         assert_eq!(set.counts(), (2, 1));
         assert!(set.verifier(new.kid(), 200).is_some());
-        assert_eq!(set.signer(200).unwrap().kid(), old.kid(), "the last one it can open");
+        assert_eq!(
+            set.signer(200).unwrap().kid(),
+            old.kid(),
+            "the last one it can open"
+        );
     }
 
     fn new_row_sealed_elsewhere(key: &SigningKeys) -> Vec<u8> {
@@ -667,14 +678,20 @@ mod tests {
     #[test]
     fn kek_sources() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(Kek::load(&KekSource::DataDir, dir.path()).unwrap().is_none());
+        assert!(
+            Kek::load(&KekSource::DataDir, dir.path())
+                .unwrap()
+                .is_none()
+        );
         let created = Kek::create(dir.path()).unwrap();
         assert!(Kek::create(dir.path()).is_err(), "never overwritten");
         let loaded = Kek::load(&KekSource::DataDir, dir.path()).unwrap().unwrap();
         let row = new_row(&created, &SigningKeys::generate().unwrap(), 0, 0).unwrap();
         assert!(loaded.opens(&row));
         let text = std::fs::read_to_string(dir.path().join(KEK_FILE)).unwrap();
-        let by_value = Kek::load(&KekSource::Value(text.clone()), dir.path()).unwrap().unwrap();
+        let by_value = Kek::load(&KekSource::Value(text.clone()), dir.path())
+            .unwrap()
+            .unwrap();
         assert!(by_value.opens(&row));
         let by_file = Kek::load(&KekSource::File(dir.path().join(KEK_FILE)), dir.path())
             .unwrap()

@@ -53,10 +53,8 @@ fn downgrade(data: &Path, seed: &[u8; 32]) {
     std::fs::write(data.join(KEY_FILE), format!("{line}\n")).unwrap();
     std::fs::remove_file(data.join(KEK_FILE)).unwrap();
     let conn = rusqlite::Connection::open(data.join("auth.db")).unwrap();
-    conn.execute_batch(
-        "DROP TABLE signing_keys; DELETE FROM _sqlx_migrations WHERE version = 3;",
-    )
-    .unwrap();
+    conn.execute_batch("DROP TABLE signing_keys; DELETE FROM _sqlx_migrations WHERE version = 3;")
+        .unwrap();
 }
 
 #[tokio::test]
@@ -149,7 +147,11 @@ async fn a_running_server_picks_up_a_rotation_and_retires_the_old_key() {
         .await,
         "the new key was published"
     );
-    assert_eq!(s.api.me(&before).await.status, 200, "the old token verifies");
+    assert_eq!(
+        s.api.me(&before).await.status,
+        200,
+        "the old token verifies"
+    );
     // After the publication delay, new tokens carry the new key.
     let mut refresh = signed.str("refresh_token");
     let mut new_kid = old_kid.clone();
@@ -164,7 +166,10 @@ async fn a_running_server_picks_up_a_rotation_and_retires_the_old_key() {
     }
     assert_ne!(new_kid, old_kid, "the new key signs after the delay");
     let kids = jwks_kids(&s).await;
-    assert!(kids.contains(&old_kid) && kids.contains(&new_kid), "{kids:?}");
+    assert!(
+        kids.contains(&old_kid) && kids.contains(&new_kid),
+        "{kids:?}"
+    );
 
     // One access-token lifetime after its retirement the old key is gone.
     assert!(
@@ -220,7 +225,11 @@ async fn a_token_of_a_key_added_elsewhere_verifies_before_the_next_refresh() {
     // `a` does not have the user (it lives in the copy), so it refuses the session; but
     // checking the token's key made it re-read the keys at once.
     a.api.me(&token).await.assert_error(401, "unauthenticated");
-    assert_eq!(jwks_kids(&a).await.len(), 2, "the unknown kid made it re-read");
+    assert_eq!(
+        jwks_kids(&a).await.len(),
+        2,
+        "the unknown kid made it re-read"
+    );
     a.stop().await;
     b.stop().await;
 }
@@ -246,8 +255,14 @@ async fn the_key_encryption_key_can_come_from_the_environment() {
         .unwrap_err();
     assert!(err.to_string().contains("key-encryption key"), "{err}");
     let other = KekSource::Value("HwAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into());
-    let err = run_keys(&data, &KeysCommand::List, other).await.unwrap_err();
-    assert!(err.to_string().contains("not the key they were sealed with"), "{err}");
+    let err = run_keys(&data, &KeysCommand::List, other)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("not the key they were sealed with"),
+        "{err}"
+    );
     let s = TestServer::start_in(dir, |c| c.kek = KekSource::Value(kek.clone())).await;
     assert_eq!(s.api.me(&token).await.status, 200);
     s.stop().await;

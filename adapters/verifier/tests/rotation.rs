@@ -52,7 +52,10 @@ async fn tokens_of_the_previous_key_verify_until_it_is_retired() {
         after = r.str("access_token");
     }
     assert_ne!(kid_of(&after), old_kid, "the new key signs");
-    verifier.verify(&after).await.expect("a token of the new key");
+    verifier
+        .verify(&after)
+        .await
+        .expect("a token of the new key");
     verifier
         .verify(&before)
         .await
