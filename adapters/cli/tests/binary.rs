@@ -161,7 +161,7 @@ async fn starts_fast_and_prints_its_address_once() {
         use std::os::unix::fs::PermissionsExt as _;
         let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&data), 0o700);
-        assert_eq!(mode(&data.join("signing-key.ed25519")), 0o600);
+        assert_eq!(mode(&data.join("key-encryption-key")), 0o600);
         assert_eq!(mode(&data.join("auth.db")), 0o600);
     }
     assert!(server.terminate().success());

@@ -65,7 +65,8 @@ pub struct ServeArgs {
     #[arg(long, default_value = DEFAULT_LISTEN, value_parser = parse_listen, value_name = "ADDR")]
     pub listen: SocketAddr,
 
-    /// Directory of the SQLite store and the token signing key; created (mode 0700) on
+    /// Directory of the SQLite store (which holds the sealed token signing keys) and the
+    /// key-encryption key; created (mode 0700) on
     /// first start. One server at a time: it is locked while the server runs. The store
     /// is integrity-checked at every start.
     #[arg(long, default_value = DEFAULT_DATA_DIR, value_name = "DIR")]
@@ -121,7 +122,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub allow_remote_emulator: bool,
 
-    /// Start with a new, empty store although the signing key shows this data dir was
+    /// Start with a new, empty store although a key file shows this data dir was
     /// used before, when auth.db is missing or empty (without this flag the server
     /// refuses: its users would be silently gone). Deletes nothing: to replace a damaged
     /// store, move auth.db, auth.db-wal and auth.db-shm away first.
@@ -666,5 +667,19 @@ mod tests {
             "127.0.0.1:0".parse().unwrap()
         );
         assert!(parse_listen("example.com:80").is_err());
+        assert_eq!(config.kek, KekSource::DataDir);
+        assert_eq!(config.key_refresh, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn the_kek_file_flag_wins_over_the_kek_in_the_environment() {
+        let env = |k: &str| (k == KEK_ENV).then(|| "a-key".to_owned());
+        let Serve { args } = Serve::try_parse_from(["serve", "--key-refresh", "1s"]).unwrap();
+        let config = args.to_config_with(env).unwrap();
+        assert_eq!(config.kek, KekSource::Value("a-key".into()));
+        assert_eq!(config.key_refresh, Duration::from_secs(1));
+        let Serve { args } = Serve::try_parse_from(["serve", "--kek-file", "/k"]).unwrap();
+        let config = args.to_config_with(env).unwrap();
+        assert_eq!(config.kek, KekSource::File("/k".into()));
     }
 }

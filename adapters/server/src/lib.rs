@@ -16,7 +16,11 @@
 //!   and the emulator routes of [`emulator_api`]) or real over HTTP.
 //! * **Store**: SQLite (WAL, `synchronous=FULL`) behind the [`store::Store`] trait,
 //!   integrity-checked at every start. The data dir is locked for one server at a time
-//!   ([`LOCK_FILE`]); a store or signing key lost next to the other stops the start.
+//!   ([`LOCK_FILE`]); a store or key lost next to the other stops the start.
+//! * **Signing keys**: in the store, private halves sealed with a key-encryption key;
+//!   rotated with `cloudbase-auth keys rotate` (published before they sign, retired keys
+//!   verify for one access-token lifetime), re-read periodically and on an unknown kid
+//!   ([`keys`], [`command::run_keys`]).
 //! * **Envs**: created by their first sign-in only; every route acts only in envs that
 //!   exist and are served.
 //! * **Malformed HTTP**: request heads are checked before hyper reads them, so they get

@@ -395,8 +395,9 @@ impl std::fmt::Debug for AccessTokens {
 }
 
 impl AccessTokens {
-    /// Creates a signing key file in `dir` (as a server's first start does), for tokens
-    /// with the issuer and access-token lifetime of `config`.
+    /// Creates a signing key of its own in `dir` (the key file of earlier versions, which
+    /// a server imports into its store), for tokens with the issuer and access-token
+    /// lifetime of `config`.
     pub fn create(dir: &Path, config: ServeConfig) -> Result<Self, KeyError> {
         Ok(Self {
             keys: SigningKeys::create(dir)?,
