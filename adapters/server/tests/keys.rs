@@ -199,7 +199,7 @@ async fn a_running_server_picks_up_a_rotation_and_retires_the_old_key() {
 }
 
 #[tokio::test]
-async fn a_token_of_a_key_added_elsewhere_verifies_before_the_next_refresh() {
+async fn a_token_of_an_unknown_key_makes_the_server_reread_its_keys_at_once() {
     // The periodic re-read is far away: only the unknown kid makes the server look.
     let a = TestServer::start_with(|c| c.key_refresh = Duration::from_secs(3600)).await;
     let data = a.data_dir();
