@@ -47,6 +47,7 @@
 mod auth_api;
 pub mod command;
 pub mod config;
+pub mod console;
 mod datadir;
 pub mod demo;
 pub mod emulator_api;

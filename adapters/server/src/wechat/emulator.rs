@@ -7,12 +7,27 @@ use super::{Code2Session, GRANT_TYPE, WxError, WxUser, errcode, is_valid_wx_id};
 use crate::config::{WeChatApps, is_valid_appid};
 use crate::secrets::{b64url, random_bytes};
 use cloudbase_auth_server_api::Fault;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Most codes held at once (unused and used ones until they expire).
 const CODES_MAX: usize = 100_000;
+/// How many recent `code2Session` exchanges are kept for the console.
+pub(crate) const EXCHANGES_MAX: usize = 100;
+
+/// One `code2Session` exchange, as the console lists it (never the code itself).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct ExchangeRecord {
+    /// Unix seconds.
+    pub(crate) at: i64,
+    /// The Mini Program.
+    pub(crate) appid: String,
+    /// The openid the code was minted for (`None`: no such code).
+    pub(crate) openid: Option<String>,
+    /// WeChat's `errcode`: 0 when the exchange succeeded.
+    pub(crate) errcode: i64,
+}
 
 #[derive(Debug)]
 struct Code {
@@ -38,6 +53,8 @@ struct State {
     codes: HashMap<String, Code>,
     /// appid → (minute index, calls in that minute).
     quota: HashMap<String, (u64, u32)>,
+    /// The most recent exchanges, oldest first (at most [`EXCHANGES_MAX`]).
+    exchanges: VecDeque<ExchangeRecord>,
 }
 
 /// Why a code could not be minted.
@@ -147,6 +164,12 @@ impl WeChatEmulator {
         let mut state = self.lock();
         state.codes.clear();
         state.quota.clear();
+        state.exchanges.clear();
+    }
+
+    /// The most recent exchanges, newest first.
+    pub(crate) fn recent_exchanges(&self) -> Vec<ExchangeRecord> {
+        self.lock().exchanges.iter().rev().cloned().collect()
     }
 
     /// Counts one call against the appid's minute quota.
@@ -168,7 +191,25 @@ impl WeChatEmulator {
 
     fn redeem(&self, appid: &str, code: &str) -> Result<WxUser, i64> {
         let mut state = self.lock();
-        self.charge(&mut state, appid)?;
+        let result = self.redeem_locked(&mut state, appid, code);
+        let openid = match &result {
+            Ok(user) => Some(user.openid.clone()),
+            Err(_) => state.codes.get(code).map(|c| c.openid.clone()),
+        };
+        if state.exchanges.len() >= EXCHANGES_MAX {
+            state.exchanges.pop_front();
+        }
+        state.exchanges.push_back(ExchangeRecord {
+            at: crate::state::unix_now(),
+            appid: appid.to_owned(),
+            openid,
+            errcode: result.as_ref().err().copied().unwrap_or(0),
+        });
+        result
+    }
+
+    fn redeem_locked(&self, state: &mut State, appid: &str, code: &str) -> Result<WxUser, i64> {
+        self.charge(state, appid)?;
         let Some(entry) = state.codes.get_mut(code) else {
             return Err(errcode::INVALID_CODE);
         };
