@@ -51,6 +51,7 @@ step benches cargo bench --workspace --no-run
 step jssdk   ./scripts/test-js-sdk.sh
 step wasm    ./scripts/test-wasm.sh
 step browser ./scripts/test-browser.sh
+step console ./scripts/test-console.sh
 step fuzz    ./scripts/fuzz.sh 10
 
 print_timings

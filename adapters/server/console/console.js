@@ -221,8 +221,9 @@ function act(label, action) {
   return serially(async () => {
     try {
       const done = await action();
-      status(done || `${label}: done`);
+      // Said once the page shows the result.
       await refreshAll(false);
+      status(done || `${label}: done`);
     } catch (e) {
       status(`${label}: ${e.message}`, true);
     } finally {
@@ -367,6 +368,8 @@ function wire() {
       await api('DELETE', '/emulator/v1/data');
       state.selected = null;
       $('user-card').hidden = true;
+      $('minted-code').textContent = '';
+      $('minted-openid').textContent = '';
       return 'everything deleted';
     });
   });

@@ -22,7 +22,7 @@ pub const CONSOLE_PATH: &str = "/console";
 pub const CONSOLE_DIR: &str = "/console/";
 
 /// The console's files: path under [`CONSOLE_DIR`], content type, bytes.
-pub const FILES: [(&str, &str, &[u8]); 3] = [
+pub const FILES: [(&str, &str, &[u8]); 4] = [
     (
         "index.html",
         "text/html; charset=utf-8",
@@ -37,6 +37,11 @@ pub const FILES: [(&str, &str, &[u8]); 3] = [
         "console.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../console/console.js"),
+    ),
+    (
+        "icon.svg",
+        "image/svg+xml",
+        include_bytes!("../console/icon.svg"),
     ),
 ];
 
