@@ -3,12 +3,12 @@
 //! calls, and the admin routes behind the console (bearer admin token, compared in
 //! constant time; docs/emulator.md lists every route with its request and reply).
 //!
-//! * [`wechat`]: WeChat's side (code2Session, login codes, recent exchanges);
-//! * [`users`]: users (paged search, one user, profile, disable, sessions, delete);
-//! * [`data`]: the whole store (export, import, reset).
+//! * `wechat`: WeChat's side (code2Session, login codes, recent exchanges);
+//! * `users`: users (paged search, one user, profile, disable, sessions, delete);
+//! * `data`: the whole store (export, import, reset).
 //!
 //! Every admin route that changes something also refuses requests another origin's page
-//! sends ([`same_origin`]): the admin token lives in the console's `sessionStorage`,
+//! sends (`same_origin`): the admin token lives in the console's `sessionStorage`,
 //! and no other page may act with it.
 
 mod data;
