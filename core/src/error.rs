@@ -301,7 +301,7 @@ pub enum ServerErrorKind {
     Unauthenticated,
     /// `invalid_argument` / `invalid_request` (or HTTP 400 without a name).
     InvalidArgument,
-    /// `permission_denied` / `user_blocked` (or HTTP 403).
+    /// `permission_denied` (or HTTP 403).
     PermissionDenied,
     /// `not_found` (or HTTP 404).
     NotFound,
@@ -326,7 +326,7 @@ impl ServerErrorKind {
             Self::Unauthenticated
         } else if is(INVALID_ARGUMENT) || name == "invalid_request" {
             Self::InvalidArgument
-        } else if is(PERMISSION_DENIED) || is(USER_BLOCKED) {
+        } else if is(PERMISSION_DENIED) {
             Self::PermissionDenied
         } else if is(NOT_FOUND) {
             Self::NotFound
