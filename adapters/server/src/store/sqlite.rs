@@ -663,7 +663,8 @@ fn search(conn: &Connection, query: &UserQuery) -> Result<Vec<UserRecord>, rusql
             }
         }
         Some(text) => {
-            // Uids are ASCII: every uid starting with `text` sorts below this bound.
+            // Every string starting with `text` sorts below `text` + the last code point
+            // (SQLite compares UTF-8 bytes, which is code point order).
             let end = format!("{text}\u{10FFFF}");
             for uid in conn
                 .prepare_cached(PAGE_UID_PREFIX)?
