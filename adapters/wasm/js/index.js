@@ -22,7 +22,7 @@ const REC = {
   changed: 'nn', // from, to
   completed: 'nn', // op, ok
   completion: 'nn', // kind, detail
-  error: 'nnnnns', // class, sub, status, serverKind, errorCode, field
+  error: 'nnnnnsss', // class, sub, status, serverKind, errorCode, field, error, errorDescription
   session: 'sssnnn', // uid, tokenType, accessToken, expiresAt, refreshAt, refreshable
   user: 'sssss', // uid, nickName, avatarUrl, email, openid
   origin: 's', // origin
@@ -183,6 +183,10 @@ class Client {
       linkWithWeChat: () => c.wechat('cba_link_wechat'),
       getUserInfo: () => c.op('cba_get_user_info', [], () => ({ user: c.user() })),
       signOut: () => c.op('cba_sign_out', [], (kind, revoked) => ({ revoked: !!revoked })),
+      // Deletes the user on the server, then ends the local session as signOut does.
+      deleteMe: () => c.op('cba_delete_account', [], () => {}),
+      // The signed-in user (with update()), or null; read from the engine at each get.
+      get currentUser() { return c.booted ? c.user() : null; },
       onLoginStateChanged(cb) {
         let on = true;
         c.ready.then(() => { if (on) { c.listeners.push(cb); c.tell(cb, c.state()); } }, () => {});
@@ -245,12 +249,13 @@ class Client {
 
   rec() { return reader(this.ex); }
 
-  // An AuthError from an error record's items.
-  err([cls, sub, status, kind, errorCode, field]) {
+  // An AuthError from an error record's items; its message is the server's description
+  // when it gave one.
+  err([cls, sub, status, kind, errorCode, field, error, errorDescription]) {
     const code = (cls === MISUSE_CLASS ? MISUSE[sub] : CLASSES[cls]) || 'UNKNOWN';
-    return new AuthError(code, code.toLowerCase().replace(/_/g, ' ') +
+    return new AuthError(code, errorDescription || code.toLowerCase().replace(/_/g, ' ') +
       (field ? ': ' + field : '') + (status ? ' (HTTP ' + status + ')' : ''),
-    status ? { status, kind, errorCode } : field ? { field } : {});
+    status ? { status, kind, errorCode, error, errorDescription } : field ? { field } : {});
   }
 
   // Every input is followed by a drain; a negative result throws the error record.
@@ -333,13 +338,14 @@ class Client {
 
   // Gives a call to the engine once the module is ready, in call order. `fast`: a
   // getLoginState, which the cached view may answer then (no earlier call still waiting).
-  op(name, parts, map, fast) {
+  // `flags`: the argument after the (ptr, len) pairs, for the exports that take one.
+  op(name, parts, map, fast, flags) {
     this.transit++;
     return this.ready.then(() => {
       this.transit--;
       return fast && this.cached() || new Promise((resolve, reject) => {
         if (this.closed) throw new AuthError('CLOSED', 'init() was called again');
-        const id = this.ex[name](Date.now(), ...this.put(parts));
+        const id = this.ex[name](Date.now(), ...this.put(parts), flags);
         if (id >= 0) this.pending[id] = [resolve, reject, map];
         this.check(id); // drains: may complete `id` at once
       });
@@ -353,6 +359,13 @@ class Client {
       }))
       .then((code) => this.op(name, [utf8(String(code)), utf8(this.o.appid || this.host.appid() || '')],
         () => this.state()));
+  }
+
+  // user.update({ nickName, avatarUrl }): the fields given (bit 0, bit 1) are sent; then
+  // the listeners hear the state with the user as the server answered it.
+  update({ nickName: n, avatarUrl: a }) {
+    return this.op('cba_update_profile', [bytes(n), bytes(a)],
+      () => this.emit(this.ex.cba_login_state()), 0, (n != null) | (a != null) << 1);
   }
 
   // LoginState | null, read from the engine.
@@ -377,7 +390,7 @@ class Client {
   user() {
     if (!this.ex.cba_user()) return null;
     const [uid, nickName, avatarUrl, email, openid] = this.rec()(REC.user);
-    const u = { uid, nickName, avatarUrl };
+    const u = { uid, nickName, avatarUrl, update: (p) => this.update(p || {}) };
     if (email) u.email = email;
     if (openid) u.openid = openid;
     return u;

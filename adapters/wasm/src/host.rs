@@ -1,7 +1,7 @@
 //! What each export does with the module's memory: validate the host's values, call the
 //! engine, write the record, enforce the drain rule.
 
-use crate::abi::{EXCHANGE_LEN, TIME_MAX, arg};
+use crate::abi::{EXCHANGE_LEN, TIME_MAX, arg, profile};
 use crate::record::{self, Overflow, Writer};
 use crate::stored::{self, Undecodable};
 use cloudbase_auth_core::capacity::POLL_BUFFER_MIN;
@@ -88,7 +88,7 @@ impl Host<'_> {
                 record::write_host_error(&mut w, sub);
                 (Error::CLASS_HOST, sub)
             }
-            Err(Fail::Core(e)) => record::write_error(&mut w, e),
+            Err(Fail::Core(e)) => record::write_error(&mut w, &e),
         };
         crate::abi::error_return(class, sub)
     }
@@ -149,6 +149,35 @@ impl Host<'_> {
         Ok(f64::from(
             f(self.engine, now, text(xbuf, code)?, text(xbuf, appid)?)?.0,
         ))
+    }
+
+    /// `update_profile`: the operation id. `fields` says which strings are given
+    /// ([`profile`]); the pair of one that is not is not read.
+    pub(crate) fn update_profile(
+        &mut self,
+        now: f64,
+        nickname: (usize, usize),
+        avatar_url: (usize, usize),
+        fields: u32,
+    ) -> Result<f64, Fail> {
+        let now = self.begin(now)?;
+        if fields & !(profile::NICKNAME | profile::AVATAR_URL) != 0 {
+            return Err(Fail::Host(arg::FLAGS));
+        }
+        let xbuf = &self.xbuf[..];
+        let given = |bit: u32, pair| {
+            if fields & bit == 0 {
+                Ok(None)
+            } else {
+                text(xbuf, pair).map(Some)
+            }
+        };
+        let (nickname, avatar_url) = (
+            given(profile::NICKNAME, nickname)?,
+            given(profile::AVATAR_URL, avatar_url)?,
+        );
+        let op = self.engine.update_profile(now, nickname, avatar_url)?;
+        Ok(f64::from(op.0))
     }
 
     pub(crate) fn response(
