@@ -124,7 +124,7 @@ node -e '
 # never a name of the API, of wx, of an option or of a typed array method).
 sed 's/^const MINIPROGRAM = false;$/const MINIPROGRAM = true;/' "$JS/index.js" >"$tmp/index.js"
 grep -qx 'const MINIPROGRAM = true;' "$tmp/index.js" || die "no 'const MINIPROGRAM = false;' line in $JS/index.js"
-PRIVATE='^(pending|listeners|transit|ready|ex|origin|booted|closed|timer|replaced|view|until|host|boot|cached|close|put|rec|err|check|drain|arm|send|save|emit|tell|done|op|wechat|frozen|state|key|load|seed|request|remove|login)$'
+PRIVATE='^(pending|listeners|transit|ready|ex|origin|booted|closed|timer|replaced|view|until|host|boot|cached|close|put|rec|err|check|drain|arm|send|save|emit|tell|done|op|wechat|frozen|state|key|load|seed|request|remove|login|proto)$'
 "$JS/node_modules/.bin/terser" "$tmp/index.js" --ecma 2017 --toplevel --mangle \
   --mangle-props "builtins=true,regex=/$PRIVATE/" \
   --compress "passes=3,ecma=2017" \

@@ -173,6 +173,7 @@ class Client {
     this.transit = 0; // calls made and not yet given to the engine
     // this.view: the last getLoginState answer (a settled promise, shared by the calls that
     // get it), until an output other than the timeout.
+    this.proto = { update: (p) => this.update(p || {}) };
     this.ready = this.boot();
     this.ready.catch(() => {}); // reported by each call
     const c = this;
@@ -390,7 +391,9 @@ class Client {
   user() {
     if (!this.ex.cba_user()) return null;
     const [uid, nickName, avatarUrl, email, openid] = this.rec()(REC.user);
-    const u = { uid, nickName, avatarUrl, update: (p) => this.update(p || {}) };
+    // update() on a prototype shared by this client's users: not an own field, so users
+    // compare equal, and setData/JSON copy only the data.
+    const u = Object.assign(Object.create(this.proto), { uid, nickName, avatarUrl });
     if (email) u.email = email;
     if (openid) u.openid = openid;
     return u;
