@@ -9,16 +9,22 @@ use cloudbase_auth_core::config::default_origin;
 use cloudbase_auth_core::{Config, Engine, Error, OpId, Output, RequestId};
 
 /// Why an export failed: a bad value from the host (a sub-code of [`arg`]), or the
-/// engine's error.
+/// engine refused the call: its error's `(class, sub)` and field.
+///
+/// Only the codes and the field, not the [`Error`]: an engine call refuses with misuse,
+/// "not signed in" or snapshot errors, never with a server's reply (those complete an
+/// operation, through `cba_poll`), and carrying the error with the server's texts
+/// through every export cost the module 227 bytes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Fail {
     Host(u8),
-    Core(Error),
+    Core(u8, u8, &'static str),
 }
 
 impl From<Error> for Fail {
     fn from(e: Error) -> Self {
-        Fail::Core(e)
+        let (class, sub) = e.code();
+        Fail::Core(class, sub, e.field())
     }
 }
 
@@ -88,7 +94,10 @@ impl Host<'_> {
                 record::write_host_error(&mut w, sub);
                 (Error::CLASS_HOST, sub)
             }
-            Err(Fail::Core(e)) => record::write_error(&mut w, &e),
+            Err(Fail::Core(class, sub, field)) => {
+                record::write_call_error(&mut w, class, sub, field);
+                (class, sub)
+            }
         };
         crate::abi::error_return(class, sub)
     }

@@ -90,6 +90,12 @@ pub(crate) fn write_error(w: &mut Writer<'_>, e: &Error) -> (u8, u8) {
     (class, sub)
 }
 
+/// The error record of an engine call's refusal (no server's reply: its numbers zero,
+/// its texts empty).
+pub(crate) fn write_call_error(w: &mut Writer<'_>, class: u8, sub: u8, field: &str) {
+    write_error_items(w, [class, sub], 0, 0, 0.0, [field, "", ""]);
+}
+
 /// The error record of a bad host value ([`Error::CLASS_HOST`]).
 pub(crate) fn write_host_error(w: &mut Writer<'_>, sub: u8) {
     write_error_items(w, [Error::CLASS_HOST, sub], 0, 0, 0.0, [""; 3]);
