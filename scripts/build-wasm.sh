@@ -4,7 +4,7 @@
 # --profile wasm-release, shrink it with wasm-opt, and write the files a Mini Program ships:
 #   adapters/wasm/js/cloudbase_auth.wasm      the module (no imports, no exported globals)
 #   adapters/wasm/js/cloudbase-auth.min.js    index.js minified for Mini Programs (terser)
-# then print raw / -Oz / gzip sizes and the budget total (.wasm + .min.js <= 52,000 bytes).
+# then print raw / -Oz / gzip sizes and the budget total (.wasm + .min.js <= 55,300 bytes).
 #
 # Route (WASM_ROUTE=auto|rustup|debian, default auto), as scripts/build-nostd.sh does:
 #   rustup  `cargo +stable` with rustup's prebuilt wasm32 std; target/wasm-rustup
@@ -24,7 +24,7 @@ PKG=cloudbase-auth-wasm-module
 T=wasm32-unknown-unknown
 JS=adapters/wasm/js
 ROUTE=${WASM_ROUTE:-auto}
-BUDGET=52000
+BUDGET=55300
 # What rustc >= 1.82 emits by default for wasm32, spelled out for binaryen.
 FEATURES=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext
           --enable-mutable-globals --enable-reference-types --enable-multivalue)
