@@ -471,12 +471,26 @@ async fn verify_token(
     expiry: Expiry,
 ) -> Result<AccessClaims, jwt::JwtError> {
     let issuer = &state.config.issuer;
-    match jwt::verify(state.keys.current().as_ref(), issuer, token, now, expiry) {
+    let keys = state.keys.current();
+    // Revocation (`Expiry::Ignore`) is rare and wants expired tokens too: never cached.
+    let lookup = match expiry {
+        Expiry::Enforce => match state.verified.get(keys.as_ref(), token, now) {
+            Ok(claims) => return Ok(claims),
+            Err(lookup) => Some(lookup),
+        },
+        Expiry::Ignore => None,
+    };
+    let verified = match jwt::verify_keyed(keys.as_ref(), issuer, token, now, expiry) {
         Err(jwt::JwtError::UnknownKey) if state.keys.reread_for_unknown_kid().await => {
-            jwt::verify(state.keys.current().as_ref(), issuer, token, now, expiry)
+            jwt::verify_keyed(state.keys.current().as_ref(), issuer, token, now, expiry)
         }
         verified => verified,
+    };
+    let (kid, claims) = verified?;
+    if let Some(lookup) = lookup {
+        state.verified.insert(lookup, kid, &claims);
     }
+    Ok(claims)
 }
 
 /// Verifies the bearer access token and loads its live session's user.
