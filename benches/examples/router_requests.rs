@@ -6,6 +6,11 @@
 //! under `valgrind --tool=callgrind` (or `perf record -g`): the difference between
 //! runs with two counts, divided by the difference of the counts, is the cost of one
 //! request without the setup. Kinds: `healthz`, `signin`, `refresh`, `user_me`.
+//!
+//! A third argument runs that many requests concurrently (default 1: one after
+//! another), so the store's writer commits them in batches as under load; the run
+//! ends with the bytes the process wrote (`wchar` of `/proc/self/io`: mostly the
+//! write-ahead log) per request.
 
 use axum::body::{Body, to_bytes};
 use axum::http::{Method, Response};
@@ -71,6 +76,28 @@ async fn refresh(app: &InProcess, refresh_token: &str) -> String {
         .to_owned()
 }
 
+/// Bytes this process has written so far (`wchar`; Linux only).
+fn written_bytes() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("wchar: "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Runs `futures` concurrently on the current task until all are done.
+async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: impl Iterator<Item = F>) {
+    let mut pending: Vec<_> = futures.map(Box::pin).collect();
+    std::future::poll_fn(|cx| {
+        pending.retain_mut(|f| f.as_mut().poll(cx).is_pending());
+        if pending.is_empty() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let kind = args.next().unwrap_or_else(|| "user_me".to_owned());
@@ -79,6 +106,11 @@ fn main() {
         .map(|n| n.parse().expect("a request count"))
         .unwrap_or(1000)
         .min(COUNT_MAX);
+    let concurrency: usize = args
+        .next()
+        .map(|n| n.parse().expect("a concurrency"))
+        .unwrap_or(1)
+        .clamp(1, 1024);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -99,14 +131,33 @@ fn main() {
             .expect("refreshable")
             .as_str()
             .to_owned();
-        for _ in 0..count {
-            match kind.as_str() {
-                "healthz" => drop(send(&app, Method::GET, HEALTH_PATH, None, "").await),
-                "signin" => drop(sign_in(&app).await),
-                "refresh" => token = refresh(&app, &token).await,
-                "user_me" => drop(send(&app, Method::GET, &me_path, Some(&access), "").await),
-                other => panic!("unknown kind {other}: healthz, signin, refresh or user_me"),
+        let written_before = written_bytes();
+        if concurrency > 1 && kind == "signin" {
+            let clients = (0..concurrency).map(|c| {
+                let app = &app;
+                async move {
+                    for _ in (c..count).step_by(concurrency) {
+                        sign_in(app).await;
+                    }
+                }
+            });
+            futures_join_all(clients).await;
+        } else {
+            for _ in 0..count {
+                match kind.as_str() {
+                    "healthz" => drop(send(&app, Method::GET, HEALTH_PATH, None, "").await),
+                    "signin" => drop(sign_in(&app).await),
+                    "refresh" => token = refresh(&app, &token).await,
+                    "user_me" => drop(send(&app, Method::GET, &me_path, Some(&access), "").await),
+                    other => panic!("unknown kind {other}: healthz, signin, refresh or user_me"),
+                }
             }
+        }
+        if let (Some(before), Some(after)) = (written_before, written_bytes()) {
+            println!(
+                "{kind} x{count} (concurrency {concurrency}): {:.0} bytes written per request",
+                (after - before) as f64 / count.max(1) as f64
+            );
         }
         app.close().await;
     });

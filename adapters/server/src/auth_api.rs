@@ -263,7 +263,10 @@ fn required_client_id(client_id: Option<String>) -> Result<String, ApiError> {
 /// A fresh first refresh token and its family record.
 fn new_family(state: &AppState) -> Result<(NewFamily, OpaqueToken), ApiError> {
     let token = OpaqueToken::generate().map_err(|e| internal("random", &e))?;
-    let id = secrets::new_id().map_err(|e| internal("random", &e))?;
+    let now_millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let id = secrets::new_family_id(now_millis).map_err(|e| internal("random", &e))?;
     let expires = unix_now().saturating_add(ttl_secs(state.config.refresh_token_ttl));
     Ok((NewFamily::new(id, token.hash(), expires), token))
 }
