@@ -124,6 +124,8 @@ pub(crate) enum Expiry {
 }
 
 /// Verifies `token` against our keys and issuer, pinning the algorithm and key id.
+/// (The handlers use [`verify_keyed`], whose key id the verified-token cache keeps.)
+#[cfg(any(test, feature = "testing"))]
 pub(crate) fn verify(
     keys: &impl VerifyingKeys,
     issuer: &str,
