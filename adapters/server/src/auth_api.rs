@@ -273,7 +273,10 @@ fn required_client_id(client_id: Option<String>) -> Result<String, ApiError> {
 /// request names (`x-device-id`, kept only when it looks like an id).
 fn new_family(state: &AppState, headers: &HeaderMap) -> Result<(NewFamily, OpaqueToken), ApiError> {
     let token = OpaqueToken::generate().map_err(|e| internal("random", &e))?;
-    let id = secrets::new_id().map_err(|e| internal("random", &e))?;
+    let now_millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let id = secrets::new_family_id(now_millis).map_err(|e| internal("random", &e))?;
     let expires = unix_now().saturating_add(ttl_secs(state.config.refresh_token_ttl));
     let device = device_id(headers)
         .filter(|d| d.len() <= DEVICE_ID_MAX && is_token_safe(d))
@@ -497,12 +500,26 @@ async fn verify_token(
     expiry: Expiry,
 ) -> Result<AccessClaims, jwt::JwtError> {
     let issuer = &state.config.issuer;
-    match jwt::verify(state.keys.current().as_ref(), issuer, token, now, expiry) {
+    let keys = state.keys.current();
+    // Revocation (`Expiry::Ignore`) is rare and wants expired tokens too: never cached.
+    let lookup = match expiry {
+        Expiry::Enforce => match state.verified.get(keys.as_ref(), token, now) {
+            Ok(claims) => return Ok(claims),
+            Err(lookup) => Some(lookup),
+        },
+        Expiry::Ignore => None,
+    };
+    let verified = match jwt::verify_keyed(keys.as_ref(), issuer, token, now, expiry) {
         Err(jwt::JwtError::UnknownKey) if state.keys.reread_for_unknown_kid().await => {
-            jwt::verify(state.keys.current().as_ref(), issuer, token, now, expiry)
+            jwt::verify_keyed(state.keys.current().as_ref(), issuer, token, now, expiry)
         }
         verified => verified,
+    };
+    let (kid, claims) = verified?;
+    if let Some(lookup) = lookup {
+        state.verified.insert(lookup, kid, &claims);
     }
+    Ok(claims)
 }
 
 /// Verifies the bearer access token and loads its live session's user, who must not be

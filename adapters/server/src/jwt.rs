@@ -124,6 +124,8 @@ pub(crate) enum Expiry {
 }
 
 /// Verifies `token` against our keys and issuer, pinning the algorithm and key id.
+/// (The handlers use [`verify_keyed`], whose key id the verified-token cache keeps.)
+#[cfg(any(test, feature = "testing"))]
 pub(crate) fn verify(
     keys: &impl VerifyingKeys,
     issuer: &str,
@@ -131,6 +133,17 @@ pub(crate) fn verify(
     now: u64,
     expiry: Expiry,
 ) -> Result<AccessClaims, JwtError> {
+    verify_keyed(keys, issuer, token, now, expiry).map(|(_, claims)| claims)
+}
+
+/// [`verify`], also returning the id of the key that signed the token.
+pub(crate) fn verify_keyed(
+    keys: &impl VerifyingKeys,
+    issuer: &str,
+    token: &str,
+    now: u64,
+    expiry: Expiry,
+) -> Result<(String, AccessClaims), JwtError> {
     if token.len() > ACCESS_TOKEN_MAX {
         return Err(JwtError::Malformed);
     }
@@ -144,11 +157,8 @@ pub(crate) fn verify(
     if header.alg != ALG {
         return Err(JwtError::WrongAlgorithm);
     }
-    let public = header
-        .kid
-        .as_deref()
-        .and_then(|kid| keys.verifier(kid, now))
-        .ok_or(JwtError::UnknownKey)?;
+    let kid = header.kid.ok_or(JwtError::UnknownKey)?;
+    let public = keys.verifier(&kid, now).ok_or(JwtError::UnknownKey)?;
     let signature = URL_SAFE_NO_PAD.decode(s).map_err(|_| JwtError::Malformed)?;
     let signed = &token[..h.len() + 1 + c.len()];
     if !verify_signature(&public, signed.as_bytes(), &signature) {
@@ -161,7 +171,7 @@ pub(crate) fn verify(
     if expiry == Expiry::Enforce && claims.exp <= now {
         return Err(JwtError::Expired);
     }
-    Ok(claims)
+    Ok((kid, claims))
 }
 
 fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, JwtError> {

@@ -69,6 +69,7 @@ pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod transfer;
+mod verified;
 mod wechat;
 
 pub use config::{RateLimits, ServeConfig, WeChatApps, WeChatConfig, WeChatMode};
@@ -604,6 +605,7 @@ async fn open_with_store(
         config,
         store,
         keys,
+        verified: verified::VerifiedTokens::new(verified::CAPACITY),
         wechat,
         emulator,
         admin_token,

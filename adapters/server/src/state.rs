@@ -6,6 +6,7 @@ use super::error::ApiError;
 use super::keys::Keyring;
 use super::ratelimit::RateLimiter;
 use super::store::Store;
+use super::verified::VerifiedTokens;
 use super::wechat::{Code2Session, WeChatEmulator};
 use cloudbase_auth_core::capacity::ENV_ID_MAX;
 use cloudbase_auth_core::config::is_valid_id;
@@ -115,6 +116,8 @@ pub(crate) struct AppState {
     pub(crate) config: ServeConfig,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) keys: Keyring,
+    /// Access tokens verified before (the signature check skipped on a hit).
+    pub(crate) verified: VerifiedTokens,
     pub(crate) wechat: Arc<dyn Code2Session>,
     /// Present in emulated mode only.
     pub(crate) emulator: Option<Arc<WeChatEmulator>>,

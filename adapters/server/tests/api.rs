@@ -458,8 +458,10 @@ async fn introspect_answers_live_tokens_and_empty_for_the_rest() {
 #[tokio::test]
 async fn revoke_and_sign_out_end_the_session() {
     let s = TestServer::start().await;
-    // revoke with the access token (the SDK's signOut()).
+    // revoke with the access token (the SDK's signOut()). Each token is used once
+    // first, so the server has verified it before: ending the session still refuses it.
     let a = s.api.sign_in_anonymously().await;
+    assert_eq!(s.api.me(&a.str("access_token")).await.status, 200);
     let r = s
         .api
         .post(
@@ -479,6 +481,7 @@ async fn revoke_and_sign_out_end_the_session() {
 
     // revoke with the refresh token.
     let b = s.api.sign_in_anonymously().await;
+    assert_eq!(s.api.me(&b.str("access_token")).await.status, 200);
     let r = s
         .api
         .post(
@@ -2060,6 +2063,8 @@ async fn deleting_the_user_signs_out_every_device() {
     assert_eq!(tablet.str("sub"), phone.str("sub"));
     let other = s.api.sign_in_anonymously().await;
     let users_before = s.count_rows("users").await;
+    // The other device's token has been verified before the deletion.
+    assert_eq!(s.api.me(&tablet.str("access_token")).await.status, 200);
 
     let r = delete_me(&s, &phone.str("access_token")).await;
     assert_eq!((r.status, r.body.clone()), (200, json!({})), "{}", r.text);

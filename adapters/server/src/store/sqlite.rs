@@ -119,6 +119,28 @@ impl Readers {
     }
 }
 
+/// Runs the statements of `read` in one read transaction: they see one snapshot, and
+/// SQLite takes and releases its WAL read lock (two `fcntl` calls) once instead of
+/// once per statement.
+fn in_snapshot<T>(
+    conn: &Connection,
+    read: impl FnOnce(&Connection) -> Result<T, rusqlite::Error>,
+) -> Result<T, rusqlite::Error> {
+    conn.prepare_cached("BEGIN")?.execute([])?;
+    let value = read(conn);
+    // A failed statement may have ended the transaction already.
+    let end = if conn.is_autocommit() {
+        Ok(0)
+    } else if value.is_ok() {
+        conn.prepare_cached("COMMIT")?.execute([])
+    } else {
+        conn.prepare_cached("ROLLBACK")?.execute([])
+    };
+    let value = value?;
+    end?;
+    Ok(value)
+}
+
 /// Why [`SqliteStore::open`] failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -851,14 +873,16 @@ impl Store for SqliteStore {
 
     async fn session_user(&self, family: &str) -> Result<Option<UserRecord>, StoreError> {
         self.readers.with(|conn| {
-            let uid: Option<String> = conn
-                .prepare_cached("SELECT uid FROM families WHERE id = ? AND revoked_at IS NULL")?
-                .query_row([family], |row| row.get(0))
-                .optional()?;
-            match uid {
-                Some(uid) => load_user(conn, &uid),
-                None => Ok(None),
-            }
+            in_snapshot(conn, |conn| {
+                let uid: Option<String> = conn
+                    .prepare_cached("SELECT uid FROM families WHERE id = ? AND revoked_at IS NULL")?
+                    .query_row([family], |row| row.get(0))
+                    .optional()?;
+                match uid {
+                    Some(uid) => load_user(conn, &uid),
+                    None => Ok(None),
+                }
+            })
         })
     }
 
