@@ -4,8 +4,8 @@
 //! `cloudbase-auth` binary puts it beside the client commands.
 
 use crate::config::{
-    ADMIN_TOKEN_ENV, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_WECHAT_BASE_URL, WECHAT_APPS_ENV,
-    WeChatApps, WeChatAppsError,
+    ADMIN_TOKEN_ENV, DATABASE_ENV, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_WECHAT_BASE_URL,
+    DatabaseUrl, WECHAT_APPS_ENV, WeChatApps, WeChatAppsError,
 };
 use crate::keys::KeyError;
 use crate::{RateLimits, ServeConfig, Server, StartError, WeChatMode};
@@ -66,6 +66,14 @@ pub struct ServeArgs {
     /// is integrity-checked at every start.
     #[arg(long, default_value = DEFAULT_DATA_DIR, value_name = "DIR")]
     pub data_dir: PathBuf,
+
+    /// Store users and sessions in PostgreSQL instead of SQLite:
+    /// postgres://USER:PASSWORD@HOST:PORT/DB. Several servers may then run on one database
+    /// behind a load balancer; the data dir then holds only the signing key, which every
+    /// instance must share (the same file, or a copy). Migrations are applied at start.
+    /// The password never appears in logs or messages.
+    #[arg(long, env = DATABASE_ENV, hide_env_values = true, value_parser = parse_database, value_name = "URL")]
+    pub database: Option<DatabaseUrl>,
 
     /// Env id to serve (repeat for several). Clients name it as `client_id`. Without any
     /// --env, every valid env id (1..=64 of [A-Za-z0-9_-]) is accepted: an env is
@@ -184,6 +192,7 @@ pub fn serve_exit_code(error: &StartError) -> u8 {
         | StartError::BadAdminToken
         | StartError::BadTtl
         | StartError::BadWeChatBaseUrl(_)
+        | StartError::BadDatabase(_)
         | StartError::Import { .. } => 2,
         StartError::StoreDamaged(_)
         | StartError::StoreMissing { .. }
@@ -201,6 +210,12 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     }
     s.parse()
         .map_err(|_| format!("`{s}` is not IP:PORT (e.g. 127.0.0.1:8787 or [::1]:8787)"))
+}
+
+/// A `--database` value. Checked when the server starts, so that no parse error of the
+/// command line can echo a URL holding a password.
+pub fn parse_database(s: &str) -> Result<DatabaseUrl, std::convert::Infallible> {
+    Ok(DatabaseUrl::new(s))
 }
 
 /// Why the command line could not become a configuration.
@@ -252,6 +267,7 @@ impl ServeArgs {
         }
         let mut config = ServeConfig::new(self.data_dir.clone());
         config.listen = self.listen;
+        config.database = self.database.clone();
         config.envs = self.envs.clone();
         config.access_token_ttl = self.access_token_ttl;
         config.refresh_token_ttl = self.refresh_token_ttl;

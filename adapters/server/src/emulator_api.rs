@@ -5,7 +5,7 @@
 use super::error::{ApiError, json_response};
 use super::request::{bearer, parse_json, read_body};
 use super::secrets::{b64url, ct_eq, random_bytes};
-use super::state::{AppState, internal};
+use super::state::{AppState, internal, store_failed};
 use super::transfer;
 use super::wechat::{JSCODE2SESSION_PATH, MintError, errcode};
 use axum::Router;
@@ -70,12 +70,15 @@ async fn jscode2session(State(state): State<Arc<AppState>>, request: Request) ->
         .map(|Query(p)| p)
         .unwrap_or_default();
     let get = |k: &str| params.get(k).map(String::as_str);
-    match emulator.jscode2session(
-        get("appid"),
-        get("secret"),
-        get("js_code"),
-        get("grant_type"),
-    ) {
+    match emulator
+        .jscode2session(
+            get("appid"),
+            get("secret"),
+            get("js_code"),
+            get("grant_type"),
+        )
+        .await
+    {
         Ok(exchanged) => {
             let session_key = match random_bytes::<16>() {
                 Ok(b) => base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b),
@@ -111,6 +114,7 @@ async fn login_code(
                 req.unionid.as_deref(),
                 req.fault,
             )
+            .await
             .map_err(|e| match e {
                 // The oldest outstanding code expires within one code lifetime.
                 MintError::Full => ApiError::resource_exhausted(
@@ -118,6 +122,7 @@ async fn login_code(
                     state.config.wechat.emulator_code_ttl,
                 ),
                 MintError::Random => internal("minting a code", &e),
+                MintError::Store(e) => store_failed("minting a code", &e),
                 MintError::UnknownApp => ApiError::provider_not_enabled(e.to_string()),
                 MintError::BadAppid | MintError::BadOpenid => {
                     ApiError::invalid_argument(e.to_string())
@@ -150,7 +155,7 @@ async fn list_users(State(state): State<Arc<AppState>>, headers: HeaderMap, uri:
             .store
             .list_users()
             .await
-            .map_err(|e| internal("listing users", &e))?;
+            .map_err(|e| store_failed("listing users", &e))?;
         if let Some(env) = params.get("env") {
             users.retain(|u| &u.env == env);
         }
@@ -167,7 +172,7 @@ async fn reset(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respon
             .store
             .reset()
             .await
-            .map_err(|e| internal("reset", &e))?;
+            .map_err(|e| store_failed("reset", &e))?;
         if let Some(emulator) = &state.emulator {
             emulator.clear();
         }

@@ -65,7 +65,7 @@ pub mod testing;
 pub mod transfer;
 mod wechat;
 
-pub use config::{RateLimits, ServeConfig, WeChatApps, WeChatConfig, WeChatMode};
+pub use config::{DatabaseUrl, RateLimits, ServeConfig, WeChatApps, WeChatConfig, WeChatMode};
 pub use datadir::LOCK_FILE;
 
 use state::{AppState, Envs, unix_now};
@@ -73,7 +73,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use store::{OpenError, SqliteStore, Store, StoreError};
+use store::{OpenError, PgStore, SharedCodes, SqliteStore, Store, StoreError};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wechat::{Code2Session, RealWeChat, WeChatEmulator};
@@ -108,6 +108,12 @@ pub enum StartError {
     /// The WeChat base URL is not an http(s) URL.
     #[error("--wechat-base-url must start with http:// or https://, got `{0}`")]
     BadWeChatBaseUrl(String),
+    /// `--database` is not a PostgreSQL URL.
+    #[error(
+        "--database must be a postgres:// (or postgresql://) URL, got `{0}`; without --database \
+         the store is SQLite in --data-dir"
+    )]
+    BadDatabase(DatabaseUrl),
     /// The admin token from the environment is unusable.
     #[error("CLOUDBASE_AUTH_ADMIN_TOKEN must be 16..=256 visible ASCII characters")]
     BadAdminToken,
@@ -250,6 +256,11 @@ fn check_config(config: &ServeConfig) -> Result<(), StartError> {
     if config.access_token_ttl.as_secs() == 0 || config.refresh_token_ttl.as_secs() == 0 {
         return Err(StartError::BadTtl);
     }
+    if let Some(url) = &config.database
+        && !url.is_postgres()
+    {
+        return Err(StartError::BadDatabase(url.clone()));
+    }
     let url = &config.wechat.base_url;
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(StartError::BadWeChatBaseUrl(url.clone()));
@@ -294,12 +305,22 @@ impl Server {
         let header_timeout = state.config.request_timeout;
         let serving = tokio::spawn(listener::serve(listener, app, header_timeout, stopped));
         let purging = tokio::spawn(purge_loop(state.store.clone()));
-        tracing::info!(
-            %addr,
-            wechat = ?state.config.wechat.mode,
-            data_dir = %state.config.data_dir.display(),
-            "server started"
-        );
+        match &state.config.database {
+            Some(database) => tracing::info!(
+                %addr,
+                wechat = ?state.config.wechat.mode,
+                data_dir = %state.config.data_dir.display(),
+                // Displayed with its password redacted.
+                %database,
+                "server started"
+            ),
+            None => tracing::info!(
+                %addr,
+                wechat = ?state.config.wechat.mode,
+                data_dir = %state.config.data_dir.display(),
+                "server started"
+            ),
+        }
         Ok(Server {
             addr,
             admin_token_generated: opened.admin_token_generated,
@@ -379,6 +400,20 @@ async fn open(config: ServeConfig) -> Result<Opened, StartError> {
         source,
     };
     datadir::create(dir).map_err(dir_error)?;
+    if let Some(url) = config.database.clone() {
+        // Several instances share the database, and the data dir holds only the signing
+        // key, which they share too (read-only once created): no lock is taken.
+        let pg = Arc::new(PgStore::connect(&url, pool_wait(&config)).await?);
+        let store: Arc<dyn Store> = pg.clone();
+        let shared: Arc<dyn SharedCodes> = pg;
+        return match open_with_store(config, store.clone(), None, Some(shared)).await {
+            Ok(opened) => Ok(opened),
+            Err(e) => {
+                store.close().await;
+                Err(e)
+            }
+        };
+    }
     let lock = datadir::DirLock::acquire(dir).map_err(|e| match e {
         datadir::LockError::Held => StartError::DataDirInUse(dir.clone()),
         datadir::LockError::Io(source) => StartError::DataDirLock {
@@ -403,7 +438,7 @@ async fn open(config: ServeConfig) -> Result<Opened, StartError> {
         OpenError::Store(e) => StartError::Store(e),
         damaged => StartError::StoreDamaged(damaged),
     })?);
-    match open_with_store(config, store.clone(), lock).await {
+    match open_with_store(config, store.clone(), Some(lock), None).await {
         Ok(opened) => Ok(opened),
         Err(e) => {
             store.close().await;
@@ -448,14 +483,36 @@ async fn signing_keys(
              refused until their holders refresh"
         );
     }
-    Ok(keys::SigningKeys::create(dir)?)
+    match keys::SigningKeys::create(dir) {
+        // Another instance sharing this data dir (PostgreSQL) created it just now.
+        Err(keys::KeyError::Io { source, .. })
+            if config.database.is_some() && source.kind() == std::io::ErrorKind::AlreadyExists =>
+        {
+            keys::SigningKeys::load(dir)?.ok_or_else(|| {
+                StartError::Key(keys::KeyError::Io {
+                    path,
+                    source: std::io::Error::other("created by another instance, then removed"),
+                })
+            })
+        }
+        created => Ok(created?),
+    }
 }
 
-/// [`open`] once the store is open (which the caller closes on failure).
+/// How long a request waits for a database connection: well within the request
+/// timeout, so a database that is down is answered with a 503, not a 408.
+fn pool_wait(config: &ServeConfig) -> Duration {
+    (config.request_timeout / 3).clamp(Duration::from_millis(100), Duration::from_secs(5))
+}
+
+/// [`open`] once the store is open (which the caller closes on failure). `lock` is the
+/// data dir's (SQLite); `shared` is the store of emulated WeChat codes when several
+/// instances share the store (PostgreSQL).
 async fn open_with_store(
     config: ServeConfig,
     store: Arc<dyn Store>,
-    lock: datadir::DirLock,
+    lock: Option<datadir::DirLock>,
+    shared: Option<Arc<dyn SharedCodes>>,
 ) -> Result<Opened, StartError> {
     let keys = signing_keys(&config, store.as_ref()).await?;
     for env in &config.envs {
@@ -470,7 +527,7 @@ async fn open_with_store(
             })?;
         tracing::info!(users = n, path = %path.display(), "imported users");
     }
-    let envs = Envs::new(&config.envs, store.list_envs().await?);
+    let envs = Envs::new(&config.envs, store.list_envs().await?, shared.is_some());
 
     let (emulator, wechat, admin_token, generated): (
         Option<Arc<WeChatEmulator>>,
@@ -492,6 +549,7 @@ async fn open_with_store(
                 config.wechat.apps.clone(),
                 config.wechat.emulator_quota_per_minute,
                 config.wechat.emulator_code_ttl,
+                shared,
             ));
             let (token, generated) = match &config.admin_token {
                 Some(t) => (t.clone(), false),
@@ -509,7 +567,7 @@ async fn open_with_store(
 
     let state = Arc::new(AppState {
         envs,
-        dir_lock: std::sync::Mutex::new(Some(lock)),
+        dir_lock: std::sync::Mutex::new(lock),
         ip_limit: ratelimit::RateLimiter::new(config.rate_limits.per_ip_per_minute),
         device_limit: ratelimit::RateLimiter::new(config.rate_limits.per_device_per_minute),
         config,
