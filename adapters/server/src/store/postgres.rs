@@ -38,7 +38,7 @@ use super::{
 use crate::config::DatabaseUrl;
 use crate::secrets::Hash;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{ConnectOptions as _, Connection as _, PgConnection, Postgres, Row as _, Transaction};
+use sqlx::{ConnectOptions as _, PgConnection, Postgres, Row as _, Transaction};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -99,9 +99,17 @@ impl PgStore {
             let e = store_error(e);
             StoreError::unavailable(format!("cannot connect to {url}: {e}"))
         };
-        let mut conn: PgConnection = options.connect().await.map_err(unreachable)?;
-        let migrated = sqlx::migrate!("./migrations-postgres").run(&mut conn).await;
-        let _ = conn.close().await;
+        // A pool of one connection, closed afterwards (a pool, not a bare connection:
+        // its `Acquire` keeps this future `Send`).
+        let migrating = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(unreachable)?;
+        let migrated = sqlx::migrate!("./migrations-postgres")
+            .run(&migrating)
+            .await;
+        migrating.close().await;
         migrated.map_err(StoreError::from)?;
         let pool = PgPoolOptions::new()
             .max_connections(POOL_MAX)
