@@ -56,7 +56,11 @@ async fn concurrent_rotations_share_one_successor_then_reuse_kills_the_family() 
     let (stores, _dir) = stores(RACERS).await;
     let first = [1u8; 32];
     stores[0]
-        .create_anonymous(&user("u1"), &NewFamily::new("f1".into(), first, 10_000), 100)
+        .create_anonymous(
+            &user("u1"),
+            &NewFamily::new("f1".into(), first, 10_000),
+            100,
+        )
         .await
         .unwrap();
     let tasks: Vec<_> = stores
@@ -300,23 +304,41 @@ async fn instances_starting_at_once_migrate_once() {
 async fn a_store_survives_a_database_restart() {
     let cluster = PgCluster::start().expect("PostgreSQL starts");
     let url = cluster.new_database();
-    let store = PgStore::connect(&url, Duration::from_secs(1)).await.unwrap();
+    let store = PgStore::connect(&url, Duration::from_secs(1))
+        .await
+        .unwrap();
     store
-        .create_anonymous(&user("u1"), &NewFamily::new("f1".into(), [1; 32], 10_000), 100)
+        .create_anonymous(
+            &user("u1"),
+            &NewFamily::new("f1".into(), [1; 32], 10_000),
+            100,
+        )
         .await
         .unwrap();
     cluster.stop_server().unwrap();
     let down = store.count_users().await.expect_err("the database is down");
     assert!(down.is_unavailable(), "{down}");
     let down = store
-        .create_anonymous(&user("u2"), &NewFamily::new("f2".into(), [2; 32], 10_000), 100)
+        .create_anonymous(
+            &user("u2"),
+            &NewFamily::new("f2".into(), [2; 32], 10_000),
+            100,
+        )
         .await
         .expect_err("the database is down");
     assert!(down.is_unavailable(), "{down}");
     cluster.start_server().unwrap();
-    assert_eq!(store.count_users().await.unwrap(), 1, "u1 kept, u2 never acknowledged");
+    assert_eq!(
+        store.count_users().await.unwrap(),
+        1,
+        "u1 kept, u2 never acknowledged"
+    );
     store
-        .create_anonymous(&user("u2"), &NewFamily::new("f2".into(), [2; 32], 10_000), 100)
+        .create_anonymous(
+            &user("u2"),
+            &NewFamily::new("f2".into(), [2; 32], 10_000),
+            100,
+        )
         .await
         .unwrap();
     assert_eq!(store.count_users().await.unwrap(), 2);

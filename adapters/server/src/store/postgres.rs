@@ -103,6 +103,7 @@ impl PgStore {
         // its `Acquire` keeps this future `Send`).
         let migrating = PgPoolOptions::new()
             .max_connections(1)
+            .acquire_timeout(acquire_timeout)
             .connect_with(options.clone())
             .await
             .map_err(unreachable)?;
