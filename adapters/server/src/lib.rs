@@ -78,6 +78,10 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wechat::{Code2Session, RealWeChat, WeChatEmulator};
 
+/// How many times (20 ms apart) a server waits for a signing key that another instance
+/// on the same data dir is writing.
+const KEY_WRITE_WAITS: u32 = 100;
+
 /// How often expired tokens are purged from the store.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
 
@@ -484,16 +488,30 @@ async fn signing_keys(
         );
     }
     match keys::SigningKeys::create(dir) {
-        // Another instance sharing this data dir (PostgreSQL) created it just now.
+        // Another instance sharing this data dir (PostgreSQL) created it just now, and
+        // may still be writing it: read it once it is whole (a bounded wait).
         Err(keys::KeyError::Io { source, .. })
             if config.database.is_some() && source.kind() == std::io::ErrorKind::AlreadyExists =>
         {
-            keys::SigningKeys::load(dir)?.ok_or_else(|| {
-                StartError::Key(keys::KeyError::Io {
-                    path,
-                    source: std::io::Error::other("created by another instance, then removed"),
-                })
-            })
+            let mut attempts = 0;
+            loop {
+                match keys::SigningKeys::load(dir) {
+                    Ok(Some(keys)) => return Ok(keys),
+                    Err(keys::KeyError::Corrupt(_)) if attempts < KEY_WRITE_WAITS => {
+                        attempts += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    Ok(None) => {
+                        return Err(StartError::Key(keys::KeyError::Io {
+                            path,
+                            source: std::io::Error::other(
+                                "created by another instance, then removed",
+                            ),
+                        }));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
         created => Ok(created?),
     }
