@@ -352,7 +352,7 @@ echo "| RSS idle → after load | ${RSS_IDLE[ours]} → ${RSS_AFTER[ours]} MB | 
 
 if [ "$PG_INSTANCES" -gt 0 ]; then
   echo
-  echo "Scale-out, same run: $PG_INSTANCES instances on one PostgreSQL $("$SO_PG_BIN/postgres" --version | awk '{print $NF}') (fsync on) behind nginx, beside one SQLite instance"
+  echo "Scale-out, same run: $PG_INSTANCES instances on one PostgreSQL $("$SO_PG_BIN/postgres" --version | awk '{print $3}') (fsync on) behind nginx, beside one SQLite instance"
   echo
   echo "| endpoint | SQLite, 1 instance | PostgreSQL, $PG_INSTANCES instances + nginx | ratio |"
   echo "|---|---|---|---|"
