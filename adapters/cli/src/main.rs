@@ -1,5 +1,5 @@
-//! `cloudbase-auth`: one tool for the local CloudBase Auth server (`serve`, feature
-//! `server`, on by default) and its client commands (`login`, `link`, `whoami`,
+//! `cloudbase-auth`: one tool for the local CloudBase Auth server (`serve` and `keys`,
+//! feature `server`, on by default) and its client commands (`login`, `link`, `whoami`,
 //! `token`, `logout`, `status`). See `cloudbase-auth --help`.
 //!
 //! The commands live in their crates (`cloudbase_auth_server::command`,
@@ -32,6 +32,8 @@ struct Cli {
 enum Command {
     #[cfg(feature = "server")]
     Serve(cloudbase_auth_server::command::ServeArgs),
+    #[cfg(feature = "server")]
+    Keys(cloudbase_auth_server::command::KeysArgs),
     /// The client commands: `login`, `link`, `whoami`, `token`, `logout`, `status`.
     #[command(flatten)]
     Client(ClientCommand),
@@ -41,6 +43,8 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         #[cfg(feature = "server")]
         Command::Serve(args) => cloudbase_auth_server::command::run_blocking(&args),
+        #[cfg(feature = "server")]
+        Command::Keys(args) => cloudbase_auth_server::command::run_keys_blocking(&args),
         Command::Client(command) => cloudbase_auth_client::commands::run_blocking(command),
     }
 }

@@ -4,6 +4,7 @@
 
 mod common;
 
+use cloudbase_auth_server::testing::jwt_parts;
 use common::{APPID, BinServer, ENV, binary};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -160,7 +161,7 @@ async fn starts_fast_and_prints_its_address_once() {
         use std::os::unix::fs::PermissionsExt as _;
         let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&data), 0o700);
-        assert_eq!(mode(&data.join("signing-key.ed25519")), 0o600);
+        assert_eq!(mode(&data.join("key-encryption-key")), 0o600);
         assert_eq!(mode(&data.join("auth.db")), 0o600);
     }
     assert!(server.terminate().success());
@@ -652,7 +653,8 @@ async fn a_damaged_or_lost_store_or_key_is_refused_with_the_fix() {
     assert_eq!(signed.status, 200);
     assert!(server.terminate().success());
     let db = data.join("auth.db");
-    let key = data.join("signing-key.ed25519");
+    // The store holds the signing key sealed with this key-encryption key.
+    let kek = data.join("key-encryption-key");
     assert!(
         std::fs::metadata(data.join("auth.db-wal")).map_or(true, |m| m.len() == 0),
         "a clean shutdown leaves everything in auth.db"
@@ -721,14 +723,27 @@ async fn a_damaged_or_lost_store_or_key_is_refused_with_the_fix() {
     expect_refusal(&["--reset-store"], &["damaged"]);
     assert_eq!(std::fs::read(&db).unwrap(), damaged, "left as it was");
 
-    // The signing key gone while the store holds a user: every token would break.
+    // The key-encryption key gone while the store holds keys sealed with it: no server
+    // could sign any more.
     restore();
-    let saved_key = std::fs::read(&key).unwrap();
-    std::fs::remove_file(&key).unwrap();
+    let saved_kek = std::fs::read(&kek).unwrap();
+    std::fs::remove_file(&kek).unwrap();
     expect_refusal(
         &[],
-        &["signing key", "missing", "1 users", "--new-signing-key"],
+        &[
+            "key-encryption key",
+            kek.to_str().unwrap(),
+            "missing",
+            "--new-signing-key",
+        ],
     );
+    // Another key-encryption key: refused too, never used to seal over the old keys.
+    std::fs::write(&kek, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8\n").unwrap();
+    expect_refusal(&[], &["not the key they were sealed with", "--kek-file"]);
+    std::fs::remove_file(&kek).unwrap();
+    // Told to, the server seals a new signing key under a new key-encryption key. The
+    // old key's public half is still in the store, so its tokens verify until they
+    // expire; new tokens carry the new key.
     let rekeyed = BinServer::spawn(
         &data,
         &dir.path().join("rekeyed.log"),
@@ -736,20 +751,28 @@ async fn a_damaged_or_lost_store_or_key_is_refused_with_the_fix() {
         &[],
     );
     let api = rekeyed.api();
-    api.me(&signed.str("access_token"))
-        .await
-        .assert_error(401, "unauthenticated");
+    assert_eq!(api.me(&signed.str("access_token")).await.status, 200);
     let refreshed = api.refresh(&signed.str("refresh_token")).await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.text);
+    let kid = |token: &str| jwt_parts(token).0["kid"].clone();
+    assert_ne!(
+        kid(&refreshed.str("access_token")),
+        kid(&signed.str("access_token"))
+    );
     assert_eq!(api.me(&refreshed.str("access_token")).await.status, 200);
     assert!(rekeyed.terminate().success());
+    assert_ne!(
+        std::fs::read(&kek).unwrap(),
+        saved_kek,
+        "a new key-encryption key"
+    );
 
     // A key file other users can read: served, with a warning naming the fix.
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        std::fs::write(&key, &saved_key).unwrap();
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::write(&kek, &saved_kek).unwrap();
+        std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o644)).unwrap();
         restore();
         let open = BinServer::spawn(&data, &dir.path().join("open.log"), &[], &[]);
         assert_eq!(open.api().me(&signed.str("access_token")).await.status, 200);
@@ -760,4 +783,104 @@ async fn a_damaged_or_lost_store_or_key_is_refused_with_the_fix() {
             "{logs}"
         );
     }
+}
+
+/// `cloudbase-auth keys …` with `args` on `data`: exit code, stdout, stderr.
+fn keys(data: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = binary()
+        .arg("keys")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env_remove("CLOUDBASE_AUTH_KEK")
+        .env_remove("CLOUDBASE_AUTH_KEK_FILE")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn jwks_kids(api: &common::Api) -> Vec<String> {
+    let r = api.get("/.well-known/jwks.json").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k["kid"].as_str().expect("kid").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn keys_rotate_reaches_a_running_server() {
+    let (code, help, _) = keys(std::path::Path::new("."), &["rotate", "--help"]);
+    assert_eq!(code, Some(0));
+    for needle in [
+        "--publish-delay",
+        "published",
+        "retired",
+        "--data-dir",
+        "--kek-file",
+    ] {
+        assert!(help.contains(needle), "`{needle}` missing from: {help}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (code, _, stderr) = keys(&data, &["list"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("no store"), "{stderr}");
+
+    let server = BinServer::spawn(
+        &data,
+        &dir.path().join("stderr.log"),
+        &["--key-refresh", "1s", "--access-token-ttl", "3s"],
+        &[],
+    );
+    let api = server.api();
+    let signed = api.sign_in_anonymously().await;
+    let token = signed.str("access_token");
+    let old_kid = jwt_parts(&token).0["kid"].as_str().unwrap().to_owned();
+    let (code, listed, stderr) = keys(&data, &["list"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        listed.contains(&old_kid) && listed.contains("signing"),
+        "{listed}"
+    );
+
+    let (code, rotated, stderr) = keys(&data, &["rotate", "--publish-delay", "1s"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        rotated.contains("added signing key") && rotated.contains("pending"),
+        "{rotated}"
+    );
+    // The running server publishes the new key within its key refresh.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut kids = jwks_kids(&api).await;
+    while kids.len() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        kids = jwks_kids(&api).await;
+    }
+    assert_eq!(kids.len(), 2, "{kids:?}");
+    assert!(kids.contains(&old_kid));
+    assert_eq!(api.me(&token).await.status, 200, "the old token verifies");
+    // Signing with the new key after the delay.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let refreshed = api.refresh(&signed.str("refresh_token")).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text);
+    let new_token = refreshed.str("access_token");
+    let new_kid = jwt_parts(&new_token).0["kid"].as_str().unwrap().to_owned();
+    assert_ne!(new_kid, old_kid);
+    assert!(kids.contains(&new_kid));
+    assert_eq!(api.me(&new_token).await.status, 200);
+    // One access-token lifetime (3 s) after its retirement the old key is gone.
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while jwks_kids(&api).await.len() > 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(jwks_kids(&api).await, vec![new_kid]);
+    assert!(server.terminate().success());
 }

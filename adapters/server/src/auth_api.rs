@@ -464,6 +464,23 @@ async fn refresh(
     }
 }
 
+/// Verifies an access token with the keys of the store: a kid this server does not know
+/// yet (a key added by `keys rotate` since it last read them) makes it re-read them once.
+async fn verify_token(
+    state: &AppState,
+    token: &str,
+    now: u64,
+    expiry: Expiry,
+) -> Result<AccessClaims, jwt::JwtError> {
+    let issuer = &state.config.issuer;
+    match jwt::verify(state.keys.current().as_ref(), issuer, token, now, expiry) {
+        Err(jwt::JwtError::UnknownKey) if state.keys.reread_for_unknown_kid().await => {
+            jwt::verify(state.keys.current().as_ref(), issuer, token, now, expiry)
+        }
+        verified => verified,
+    }
+}
+
 /// Verifies the bearer access token and loads its live session's user.
 async fn signed_in(
     state: &AppState,
@@ -471,14 +488,9 @@ async fn signed_in(
 ) -> Result<(AccessClaims, UserRecord), ApiError> {
     let token = bearer(headers)?;
     let now = u64::try_from(unix_now()).unwrap_or(0);
-    let claims = jwt::verify(
-        &state.keys,
-        &state.config.issuer,
-        token,
-        now,
-        Expiry::Enforce,
-    )
-    .map_err(|e| ApiError::unauthenticated(e.to_string()))?;
+    let claims = verify_token(state, token, now, Expiry::Enforce)
+        .await
+        .map_err(|e| ApiError::unauthenticated(e.to_string()))?;
     // The same rule as for a `client_id`: the token's env must be served here.
     state.envs.served(&claims.aud)?;
     let user = session_user(state, &claims)
@@ -514,13 +526,7 @@ async fn introspect(
     token: &str,
 ) -> Result<Response, ApiError> {
     let now = u64::try_from(unix_now()).unwrap_or(0);
-    let Ok(claims) = jwt::verify(
-        &state.keys,
-        &state.config.issuer,
-        token,
-        now,
-        Expiry::Enforce,
-    ) else {
+    let Ok(claims) = verify_token(state, token, now, Expiry::Enforce).await else {
         return Ok(empty_object());
     };
     if client.is_some_and(|c| c != claims.aud) || state.envs.served(&claims.aud).is_err() {
@@ -543,16 +549,11 @@ async fn revoke(state: &AppState, env: &str, token: &str) -> Result<Response, Ap
     // RFC 7009: unknown or foreign tokens are not an error; nothing is revoked.
     let family = if token.contains('.') {
         let now = u64::try_from(unix_now()).unwrap_or(0);
-        jwt::verify(
-            &state.keys,
-            &state.config.issuer,
-            token,
-            now,
-            Expiry::Ignore,
-        )
-        .ok()
-        .filter(|c| c.aud == env)
-        .map(|c| c.sid)
+        verify_token(state, token, now, Expiry::Ignore)
+            .await
+            .ok()
+            .filter(|c| c.aud == env)
+            .map(|c| c.sid)
     } else if token.len() <= REFRESH_TOKEN_MAX && is_token_safe(token) {
         state
             .store

@@ -2,14 +2,18 @@
 //! configuration they make, its exit codes, and running it ([`run_blocking`]: logging,
 //! the async runtime, the startup lines, graceful shutdown on SIGINT/SIGTERM). The
 //! `cloudbase-auth` binary puts it beside the client commands.
+//!
+//! Also `cloudbase-auth keys rotate|list` ([`KeysArgs`], [`run_keys_blocking`]): the
+//! signing keys in the store of a data dir, whether its server runs or not.
 
 use crate::config::{
     ADMIN_TOKEN_ENV, DATABASE_ENV, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_WECHAT_BASE_URL,
     DatabaseUrl, WECHAT_APPS_ENV, WeChatApps, WeChatAppsError,
 };
-use crate::keys::KeyError;
+use crate::keys::{KEK_ENV, KEK_FILE_ENV, KekSource, KeyError};
+use crate::store::{SqliteStore, Store, StoredKey};
 use crate::{RateLimits, ServeConfig, Server, StartError, WeChatMode};
-use clap::{Args, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 use std::io::{IsTerminal as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -61,7 +65,8 @@ pub struct ServeArgs {
     #[arg(long, default_value = DEFAULT_LISTEN, value_parser = parse_listen, value_name = "ADDR")]
     pub listen: SocketAddr,
 
-    /// Directory of the SQLite store and the token signing key; created (mode 0700) on
+    /// Directory of the SQLite store (which holds the sealed token signing keys) and the
+    /// key-encryption key; created (mode 0700) on
     /// first start. One server at a time: it is locked while the server runs. The store
     /// is integrity-checked at every start.
     #[arg(long, default_value = DEFAULT_DATA_DIR, value_name = "DIR")]
@@ -125,18 +130,34 @@ pub struct ServeArgs {
     #[arg(long)]
     pub allow_remote_emulator: bool,
 
-    /// Start with a new, empty store although the signing key shows this data dir was
+    /// Start with a new, empty store although a key file shows this data dir was
     /// used before, when auth.db is missing or empty (without this flag the server
     /// refuses: its users would be silently gone). Deletes nothing: to replace a damaged
     /// store, move auth.db, auth.db-wal and auth.db-shm away first.
     #[arg(long)]
     pub reset_store: bool,
 
-    /// Generate a new token signing key when signing-key.ed25519 is missing although the
-    /// store holds users (without this flag the server refuses). Access tokens signed
-    /// with the lost key are refused until their holders refresh.
+    /// Add a new token signing key when the store holds users but no signing key this
+    /// server can open: the key-encryption key file is lost, or (on a data dir of an
+    /// earlier version) signing-key.ed25519 is (without this flag the server refuses).
+    /// Access tokens signed with a lost key are refused until their holders refresh.
     #[arg(long)]
     pub new_signing_key: bool,
+
+    /// File holding the key-encryption key that seals the signing keys in the store (one
+    /// base64url line of 32 random bytes). Alternatively put the key itself in
+    /// CLOUDBASE_AUTH_KEK (used when this flag is not given). Default: the file
+    /// key-encryption-key in the data dir, created (mode 0600) on first start. Every
+    /// server on one store needs the same key.
+    #[arg(long, env = KEK_FILE_ENV, value_name = "FILE")]
+    pub kek_file: Option<PathBuf>,
+
+    /// How often the signing keys are re-read from the store, so a `keys rotate` (run
+    /// here or against another server of the same store) is picked up. A token naming a
+    /// key this server does not know yet makes it re-read them at once (at most once a
+    /// second).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub key_refresh: Duration,
 
     /// Import users from FILE at start (the format of --export-on-exit and of
     /// GET /emulator/v1/export). The file is checked as the API would check it: a
@@ -180,8 +201,8 @@ Exit codes of serve:
      server, I/O errors)
   2  invalid flags or configuration (including an --import file that is refused)
   3  the data dir needs attention: the store is damaged (failed its integrity check),
-     or the store or the signing key is missing although the other shows the dir was
-     used; the message says how to recover";
+     or the store, the key-encryption key or the signing key is missing although the
+     others show the dir was used; the message says how to recover";
 
 /// The exit code of a `serve` that could not start (see [`SERVE_EXIT_CODES_HELP`]).
 pub fn serve_exit_code(error: &StartError) -> u8 {
@@ -197,7 +218,10 @@ pub fn serve_exit_code(error: &StartError) -> u8 {
         StartError::StoreDamaged(_)
         | StartError::StoreMissing { .. }
         | StartError::KeyMissing { .. }
-        | StartError::Key(KeyError::Corrupt(_)) => 3,
+        | StartError::Key(KeyError::Corrupt(_) | KeyError::KekMissing(_) | KeyError::WrongKek(_)) => {
+            3
+        }
+        StartError::Key(KeyError::BadKek(_)) => 2,
         _ => 1,
     }
 }
@@ -283,6 +307,8 @@ impl ServeArgs {
         config.allow_remote_emulator = self.allow_remote_emulator;
         config.reset_store = self.reset_store;
         config.new_signing_key = self.new_signing_key;
+        config.kek = kek_source(self.kek_file.as_ref(), &env);
+        config.key_refresh = self.key_refresh;
         config.import = self.import.clone();
         config.export_on_exit = self.export_on_exit.clone();
         config.admin_token = env(ADMIN_TOKEN_ENV).filter(|t| !t.is_empty());
@@ -292,6 +318,260 @@ impl ServeArgs {
         config.issuer = self.issuer.clone();
         Ok(config)
     }
+}
+
+/// The key-encryption key's source: `--kek-file`, else `CLOUDBASE_AUTH_KEK`, else the
+/// data dir's file.
+fn kek_source(file: Option<&PathBuf>, env: impl Fn(&str) -> Option<String>) -> KekSource {
+    match (file, env(KEK_ENV).filter(|k| !k.trim().is_empty())) {
+        (Some(path), _) => KekSource::File(path.clone()),
+        (None, Some(key)) => KekSource::Value(key),
+        (None, None) => KekSource::DataDir,
+    }
+}
+
+/// Manage the access-token signing keys kept (sealed) in the store of a data dir.
+///
+/// Works whether the data dir's server is stopped or running: a running server
+/// publishes a new key in its JWKS within --key-refresh (30 s by default) and signs with
+/// it from the time `rotate` prints. On a data dir of an earlier version, its
+/// signing-key.ed25519 is imported into the store first (so its tokens keep verifying).
+#[derive(Debug, Clone, Args)]
+#[non_exhaustive]
+pub struct KeysArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: KeysCommand,
+
+    /// The data dir of the server (the one given to `serve --data-dir`).
+    #[arg(long, default_value = DEFAULT_DATA_DIR, value_name = "DIR", global = true)]
+    pub data_dir: PathBuf,
+
+    /// The key-encryption key file the server uses (`serve --kek-file`); or set
+    /// CLOUDBASE_AUTH_KEK. Default: key-encryption-key in the data dir.
+    #[arg(long, env = KEK_FILE_ENV, value_name = "FILE", global = true)]
+    pub kek_file: Option<PathBuf>,
+
+    /// The PostgreSQL store of the servers (`serve --database`), instead of the SQLite
+    /// store of the data dir.
+    #[arg(long, env = DATABASE_ENV, hide_env_values = true, value_parser = parse_database, value_name = "URL", global = true)]
+    pub database: Option<DatabaseUrl>,
+}
+
+/// The `keys` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+#[non_exhaustive]
+pub enum KeysCommand {
+    /// Add a new signing key. It is published in the JWKS of every server of this store
+    /// at once (at their next key refresh), signs from now + --publish-delay, and the
+    /// key signing until then is retired at that moment: tokens it signed keep
+    /// verifying, and it stays in the JWKS, for one access-token lifetime
+    /// (--access-token-ttl of the server) after that.
+    Rotate {
+        /// How long the new key is only published before it signs. Longer than the
+        /// servers' --key-refresh, so every server publishes it before any token
+        /// signed with it exists (and JWKS caches of verifiers have a chance to refresh).
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+        publish_delay: Duration,
+    },
+    /// List the signing keys: kid, state (signing, pending, verifying, retired), from
+    /// when each signs and when it was retired.
+    List,
+}
+
+/// Why a `keys` command failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeysError {
+    /// The data dir has no store.
+    #[error(
+        "{0} holds no store (auth.db): start `cloudbase-auth serve --data-dir {0}` once first, or \
+         give the --data-dir of an existing server"
+    )]
+    NoStore(PathBuf),
+    /// The store or keys could not be opened (the same checks as `serve`).
+    #[error(transparent)]
+    Open(#[from] StartError),
+}
+
+impl KeysError {
+    /// The exit code: as `serve`'s for a data dir that needs attention, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Open(e) => serve_exit_code(e),
+            Self::NoStore(_) => 1,
+        }
+    }
+}
+
+/// Runs a `keys` command to the end (a synchronous `main`): prints its result on stdout.
+pub fn run_keys_blocking(args: &KeysArgs) -> ExitCode {
+    init_logging(LogFormat::Human);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cloudbase-auth: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let kek = kek_source(args.kek_file.as_ref(), |name| std::env::var(name).ok());
+    let run = async {
+        match &args.database {
+            Some(url) => run_keys_on_postgres(&args.data_dir, url, &args.command, kek).await,
+            None => run_keys(&args.data_dir, &args.command, kek).await,
+        }
+    };
+    match runtime.block_on(run) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cloudbase-auth keys: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Runs a `keys` command on data dir `dir` with the key-encryption key of `kek`; the
+/// text to print.
+pub async fn run_keys(
+    dir: &std::path::Path,
+    command: &KeysCommand,
+    kek: KekSource,
+) -> Result<String, KeysError> {
+    let dir = &dir.to_path_buf();
+    let found = crate::datadir::Contents::read(dir).map_err(|source| StartError::DataDir {
+        path: dir.clone(),
+        source,
+    })?;
+    if found.store != crate::datadir::StoreFile::Present {
+        return Err(KeysError::NoStore(dir.clone()));
+    }
+    // No data dir lock: a running server holds it, and the store takes writes from
+    // other processes (SQLite's own locking; the server re-reads the keys).
+    let store = SqliteStore::open(dir).await.map_err(|e| match e {
+        crate::store::OpenError::Store(e) => StartError::Store(e),
+        damaged => StartError::StoreDamaged(damaged),
+    })?;
+    let mut config = ServeConfig::new(dir.clone());
+    config.kek = kek;
+    let result = keys_on(&config, &store, command).await;
+    store.close().await;
+    result.map_err(KeysError::from)
+}
+
+/// [`run_keys`] on the PostgreSQL store at `url` (the data dir holds only the default
+/// key-encryption key then).
+pub async fn run_keys_on_postgres(
+    dir: &std::path::Path,
+    url: &DatabaseUrl,
+    command: &KeysCommand,
+    kek: KekSource,
+) -> Result<String, KeysError> {
+    let mut config = ServeConfig::new(dir.to_path_buf());
+    config.kek = kek;
+    config.database = Some(url.clone());
+    if !url.is_postgres() {
+        return Err(StartError::BadDatabase(url.clone()).into());
+    }
+    let store = crate::store::PgStore::connect(url, std::time::Duration::from_secs(5))
+        .await
+        .map_err(StartError::Store)?;
+    let lock = store.lock_start().await.map_err(StartError::Store);
+    let result = match lock {
+        Ok(lock) => {
+            let result = keys_on(&config, &store, command).await;
+            lock.release().await;
+            result
+        }
+        Err(e) => Err(e),
+    };
+    store.close().await;
+    result.map_err(KeysError::from)
+}
+
+async fn keys_on(
+    config: &ServeConfig,
+    store: &dyn crate::store::Store,
+    command: &KeysCommand,
+) -> Result<String, StartError> {
+    let kek = crate::prepare_keys(config, store).await?;
+    let now = crate::state::unix_now();
+    let mut out = String::new();
+    if let KeysCommand::Rotate { publish_delay } = command {
+        let key = crate::keys::SigningKeys::generate()?;
+        let active_from = now.saturating_add(crate::ttl_secs(*publish_delay));
+        let before = store.signing_keys().await?;
+        store
+            .add_signing_key(&crate::keys::new_row(&kek, &key, now, active_from)?)
+            .await?;
+        out.push_str(&format!(
+            "added signing key {}: published now, signs from {}\n",
+            key.kid(),
+            time(active_from)
+        ));
+        for old in before
+            .iter()
+            .filter(|k| k.retired_at.is_none_or(|r| r > active_from))
+        {
+            if store.retire_signing_key(&old.kid, active_from).await? {
+                out.push_str(&format!(
+                    "retired signing key {} from {}: it keeps verifying (and stays in the JWKS) \
+                     for one access-token lifetime after that\n",
+                    old.kid,
+                    time(active_from)
+                ));
+            }
+        }
+    }
+    let rows = store.signing_keys().await?;
+    out.push_str(&list(&rows, &kek, now));
+    Ok(out)
+}
+
+/// The key table of `keys list`.
+fn list(rows: &[StoredKey], kek: &crate::keys::Kek, now: i64) -> String {
+    // Retention does not change which key signs; the table shows retirement times.
+    let set = crate::keys::KeySet::from_rows(rows, kek, 0);
+    let signer = set.signer(now).map(|k| k.kid().to_owned());
+    let mut out = format!(
+        "{:<43}  {:<9}  {:<20}  {:<20}\n",
+        "KID", "STATE", "SIGNS FROM", "RETIRED AT"
+    );
+    for row in rows {
+        let state = if row.retired_at.is_some_and(|r| r <= now) {
+            "retired"
+        } else if signer.as_deref() == Some(row.kid.as_str()) {
+            "signing"
+        } else if row.active_from > now {
+            "pending"
+        } else {
+            "verifying"
+        };
+        out.push_str(&format!(
+            "{:<43}  {:<9}  {:<20}  {:<20}{}\n",
+            row.kid,
+            state,
+            time(row.active_from),
+            row.retired_at.map_or_else(|| "-".to_owned(), time),
+            if kek.opens(row) {
+                ""
+            } else {
+                "  (sealed with another key-encryption key: verifies only)"
+            }
+        ));
+    }
+    out
+}
+
+/// Unix seconds as RFC 3339 (UTC, seconds).
+fn time(secs: i64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0));
+    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 /// Runs `serve` to the end on a new multi-threaded tokio runtime (for a synchronous
@@ -444,5 +724,19 @@ mod tests {
             "127.0.0.1:0".parse().unwrap()
         );
         assert!(parse_listen("example.com:80").is_err());
+        assert_eq!(config.kek, KekSource::DataDir);
+        assert_eq!(config.key_refresh, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn the_kek_file_flag_wins_over_the_kek_in_the_environment() {
+        let env = |k: &str| (k == KEK_ENV).then(|| "a-key".to_owned());
+        let Serve { args } = Serve::try_parse_from(["serve", "--key-refresh", "1s"]).unwrap();
+        let config = args.to_config_with(env).unwrap();
+        assert_eq!(config.kek, KekSource::Value("a-key".into()));
+        assert_eq!(config.key_refresh, Duration::from_secs(1));
+        let Serve { args } = Serve::try_parse_from(["serve", "--kek-file", "/k"]).unwrap();
+        let config = args.to_config_with(env).unwrap();
+        assert_eq!(config.kek, KekSource::File("/k".into()));
     }
 }

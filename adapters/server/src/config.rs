@@ -255,9 +255,9 @@ impl std::fmt::Debug for DatabaseUrl {
 pub struct ServeConfig {
     /// Address to listen on; port 0 picks a free port (see `Server::local_addr`).
     pub listen: SocketAddr,
-    /// Directory of the SQLite store and the signing key; created on first start.
-    /// With [`ServeConfig::database`] it holds only the signing key, and several
-    /// instances may share it.
+    /// Directory of the SQLite store (and, by default, the key-encryption key); created
+    /// on first start. With [`ServeConfig::database`] it holds only the key-encryption
+    /// key (by default), and several instances may share it.
     pub data_dir: PathBuf,
     /// The PostgreSQL store of several instances; `None`: SQLite in the data dir.
     pub database: Option<DatabaseUrl>,
@@ -281,10 +281,17 @@ pub struct ServeConfig {
     /// the signing key shows the data dir was used before (otherwise that refuses to
     /// start). Deletes nothing.
     pub reset_store: bool,
-    /// Generate a new signing key when the key file is missing although the store holds
-    /// users (otherwise that refuses to start). Access tokens signed with the old key
-    /// are then refused.
+    /// Add a new signing key when the store holds users but no signing key this server
+    /// can open: none at all (an earlier version's key file lost), or none sealed with
+    /// the key-encryption key given (its file lost). Otherwise that refuses to start.
+    /// Access tokens signed by a lost key are then refused; those of keys still in the
+    /// store verify until they expire.
     pub new_signing_key: bool,
+    /// Where the key-encryption key that seals the signing keys in the store comes from.
+    pub kek: crate::keys::KekSource,
+    /// How often the signing keys are re-read from the store (so a `keys rotate`, here
+    /// or on another server of the same database, is picked up).
+    pub key_refresh: Duration,
     /// Users to import at start (the export format).
     pub import: Option<PathBuf>,
     /// Where to export all users on shutdown.
@@ -316,6 +323,8 @@ impl ServeConfig {
             allow_remote_emulator: false,
             reset_store: false,
             new_signing_key: false,
+            kek: crate::keys::KekSource::DataDir,
+            key_refresh: Duration::from_secs(30),
             import: None,
             export_on_exit: None,
             admin_token: None,

@@ -1,12 +1,13 @@
 //! The data dir: created owner-only, locked for one server at a time, and read for
 //! what it says about its own past before anything in it is opened or created.
 //!
-//! The signing key and the store are created together on a first start, so each one
-//! vouches for the other: a key without a store (or a store holding users without a
-//! key) means something was lost since, and the server refuses to paper over it unless
-//! told to (`--reset-store`, `--new-signing-key`).
+//! The key-encryption key file and the store (which holds the sealed signing keys) are
+//! created together on a first start, so each one vouches for the other: a key file
+//! without a store (or a store holding sealed keys without their key-encryption key, or
+//! users without any signing key) means something was lost since, and the server
+//! refuses to paper over it unless told to (`--reset-store`, `--new-signing-key`).
 
-use super::keys::KEY_FILE;
+use super::keys::{KEK_FILE, KEY_FILE};
 use super::store::DB_FILE;
 use fs4::fs_std::FileExt as _;
 use std::fs::File;
@@ -79,8 +80,10 @@ pub(crate) enum StoreFile {
 pub(crate) struct Contents {
     /// The database file.
     pub(crate) store: StoreFile,
-    /// Whether the signing key file exists.
+    /// Whether the signing key file of an earlier version exists.
     pub(crate) key: bool,
+    /// Whether the default key-encryption key file exists.
+    pub(crate) kek: bool,
 }
 
 impl Contents {
@@ -92,12 +95,16 @@ impl Contents {
             Err(e) if e.kind() == io::ErrorKind::NotFound => StoreFile::Missing,
             Err(e) => return Err(e),
         };
-        let key = match std::fs::symlink_metadata(dir.join(KEY_FILE)) {
-            Ok(_) => true,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-            Err(e) => return Err(e),
+        let exists = |file: &str| match std::fs::symlink_metadata(dir.join(file)) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
         };
-        Ok(Self { store, key })
+        Ok(Self {
+            store,
+            key: exists(KEY_FILE)?,
+            kek: exists(KEK_FILE)?,
+        })
     }
 }
 

@@ -1,11 +1,12 @@
 //! Access tokens: hand-written compact JWTs signed with Ed25519 (`alg` = `EdDSA`).
 //!
 //! Written by hand rather than through a generic JWT library so that verification has
-//! exactly one accepted shape: the header must say `EdDSA` and name our key id, and
-//! nothing in the token can pick another algorithm or key (no `none`, no HMAC with the
-//! public key, no embedded JWK). The claim set follows §4 of docs/wire.md.
+//! exactly one accepted shape: the header must say `EdDSA` and name the id of one of our
+//! published keys, and nothing in the token can pick another algorithm or key (no
+//! `none`, no HMAC with the public key, no embedded JWK). The claim set follows §4 of
+//! docs/wire.md.
 
-use super::keys::SigningKeys;
+use super::keys::{KeySet, SigningKeys, verify_signature};
 use super::secrets::b64url;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -80,6 +81,24 @@ pub(crate) enum JwtError {
     Expired,
 }
 
+/// The keys a token may be signed by.
+pub(crate) trait VerifyingKeys {
+    /// The public key of `kid` if it verifies tokens at `now` (Unix seconds).
+    fn verifier(&self, kid: &str, now: u64) -> Option<ed25519_dalek::VerifyingKey>;
+}
+
+impl VerifyingKeys for KeySet {
+    fn verifier(&self, kid: &str, now: u64) -> Option<ed25519_dalek::VerifyingKey> {
+        KeySet::verifier(self, kid, i64::try_from(now).unwrap_or(i64::MAX)).copied()
+    }
+}
+
+impl VerifyingKeys for SigningKeys {
+    fn verifier(&self, kid: &str, _now: u64) -> Option<ed25519_dalek::VerifyingKey> {
+        (kid == self.kid()).then(|| self.public())
+    }
+}
+
 /// Signs `claims` into a compact JWT.
 pub(crate) fn sign(keys: &SigningKeys, claims: &AccessClaims) -> Result<String, serde_json::Error> {
     let header = Header {
@@ -104,9 +123,9 @@ pub(crate) enum Expiry {
     Ignore,
 }
 
-/// Verifies `token` against our key and issuer, pinning the algorithm and key id.
+/// Verifies `token` against our keys and issuer, pinning the algorithm and key id.
 pub(crate) fn verify(
-    keys: &SigningKeys,
+    keys: &impl VerifyingKeys,
     issuer: &str,
     token: &str,
     now: u64,
@@ -125,12 +144,14 @@ pub(crate) fn verify(
     if header.alg != ALG {
         return Err(JwtError::WrongAlgorithm);
     }
-    if header.kid.as_deref() != Some(keys.kid()) {
-        return Err(JwtError::UnknownKey);
-    }
+    let public = header
+        .kid
+        .as_deref()
+        .and_then(|kid| keys.verifier(kid, now))
+        .ok_or(JwtError::UnknownKey)?;
     let signature = URL_SAFE_NO_PAD.decode(s).map_err(|_| JwtError::Malformed)?;
     let signed = &token[..h.len() + 1 + c.len()];
-    if !keys.verify(signed.as_bytes(), &signature) {
+    if !verify_signature(&public, signed.as_bytes(), &signature) {
         return Err(JwtError::BadSignature);
     }
     let claims: AccessClaims = decode_json(c)?;

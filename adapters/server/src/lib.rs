@@ -16,7 +16,11 @@
 //!   and the emulator routes of [`emulator_api`]) or real over HTTP.
 //! * **Store**: SQLite (WAL, `synchronous=FULL`) behind the [`store::Store`] trait,
 //!   integrity-checked at every start. The data dir is locked for one server at a time
-//!   ([`LOCK_FILE`]); a store or signing key lost next to the other stops the start.
+//!   ([`LOCK_FILE`]); a store or key lost next to the other stops the start.
+//! * **Signing keys**: in the store, private halves sealed with a key-encryption key;
+//!   rotated with `cloudbase-auth keys rotate` (published before they sign, retired keys
+//!   verify for one access-token lifetime), re-read periodically and on an unknown kid
+//!   ([`keys`], [`command::run_keys`]).
 //! * **Envs**: created by their first sign-in only; every route acts only in envs that
 //!   exist and are served.
 //! * **Malformed HTTP**: request heads are checked before hyper reads them, so they get
@@ -78,10 +82,6 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wechat::{Code2Session, RealWeChat, WeChatEmulator};
 
-/// How many times (20 ms apart) a server waits for a signing key that another instance
-/// on the same data dir is writing.
-const KEY_WRITE_WAITS: u32 = 100;
-
 /// How often expired tokens are purged from the store.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
 
@@ -106,8 +106,11 @@ pub enum StartError {
     /// A configured env id is not `[A-Za-z0-9_-]{1,64}`.
     #[error("invalid env id `{0}`: use 1..=64 characters of [A-Za-z0-9_-]")]
     BadEnv(String),
-    /// A token lifetime is zero.
-    #[error("token lifetimes must be at least 1s (--access-token-ttl, --refresh-token-ttl)")]
+    /// A token lifetime (or the key refresh interval) is zero.
+    #[error(
+        "token lifetimes and the key refresh interval must be at least 1s (--access-token-ttl, \
+         --refresh-token-ttl, --key-refresh)"
+    )]
     BadTtl,
     /// The WeChat base URL is not an http(s) URL.
     #[error("--wechat-base-url must start with http:// or https://, got `{0}`")]
@@ -155,23 +158,24 @@ pub enum StartError {
          store"
     )]
     StoreDamaged(#[source] OpenError),
-    /// The store is missing or empty while the signing key shows the data dir was in use.
+    /// The store is missing or empty while a key file shows the data dir was in use.
     #[error(
-        "the store {store} is missing or empty, but the signing key {key} shows this data dir was \
+        "the store {store} is missing or empty, but the key file {key} shows this data dir was \
          used before: its users and sessions are gone. Restore auth.db from a backup, or start with \
          --reset-store to begin with an empty store"
     )]
     StoreMissing {
         /// The database file.
         store: PathBuf,
-        /// The signing key file.
+        /// The key file (key-encryption key, or an earlier version's signing key).
         key: PathBuf,
     },
-    /// The signing key is missing while the store holds users.
+    /// The store holds users but no signing key (and there is no key file of an earlier
+    /// version to import).
     #[error(
-        "the signing key {path} is missing, but the store holds {users} users: a new key would make \
-         every access token issued so far invalid. Restore the key file from a backup of the data \
-         dir, or start with --new-signing-key to generate a new one (access tokens issued so far \
+        "the store holds {users} users but no signing key, and the signing key file {path} of \
+         earlier versions is missing: a new key would make every access token issued so far \
+         invalid. Restore the key file from a backup of the data dir, or start with --new-signing-key to generate a new one (access tokens issued so far \
          are then refused until their holders refresh)"
     )]
     KeyMissing {
@@ -257,7 +261,10 @@ fn check_config(config: &ServeConfig) -> Result<(), StartError> {
     if config.wechat.mode == WeChatMode::Real && config.wechat.apps.is_empty() {
         return Err(StartError::NoWeChatApps);
     }
-    if config.access_token_ttl.as_secs() == 0 || config.refresh_token_ttl.as_secs() == 0 {
+    if config.access_token_ttl.as_secs() == 0
+        || config.refresh_token_ttl.as_secs() == 0
+        || config.key_refresh.as_secs() == 0
+    {
         return Err(StartError::BadTtl);
     }
     if let Some(url) = &config.database
@@ -308,7 +315,7 @@ impl Server {
         // is closed (slow-loris clients, idle keep-alive connections).
         let header_timeout = state.config.request_timeout;
         let serving = tokio::spawn(listener::serve(listener, app, header_timeout, stopped));
-        let purging = tokio::spawn(purge_loop(state.store.clone()));
+        let purging = tokio::spawn(purge_loop(state.clone()));
         match &state.config.database {
             Some(database) => tracing::info!(
                 %addr,
@@ -405,18 +412,24 @@ async fn open(config: ServeConfig) -> Result<Opened, StartError> {
     };
     datadir::create(dir).map_err(dir_error)?;
     if let Some(url) = config.database.clone() {
-        // Several instances share the database, and the data dir holds only the signing
-        // key, which they share too (read-only once created): no lock is taken.
+        // Several instances share the database; the data dir holds only the default
+        // key-encryption key, which they share too (read-only once created), so it is not
+        // locked. The database's start lock makes the first instance set the keys up.
         let pg = Arc::new(PgStore::connect(&url, pool_wait(&config)).await?);
         let store: Arc<dyn Store> = pg.clone();
-        let shared: Arc<dyn SharedCodes> = pg;
-        return match open_with_store(config, store.clone(), None, Some(shared)).await {
-            Ok(opened) => Ok(opened),
-            Err(e) => {
-                store.close().await;
-                Err(e)
+        let shared: Arc<dyn SharedCodes> = pg.clone();
+        let opened = match pg.lock_start().await {
+            Ok(lock) => {
+                let opened = open_with_store(config, store.clone(), None, Some(shared)).await;
+                lock.release().await;
+                opened
             }
+            Err(e) => Err(e.into()),
         };
+        if opened.is_err() {
+            store.close().await;
+        }
+        return opened;
     }
     let lock = datadir::DirLock::acquire(dir).map_err(|e| match e {
         datadir::LockError::Held => StartError::DataDirInUse(dir.clone()),
@@ -426,11 +439,17 @@ async fn open(config: ServeConfig) -> Result<Opened, StartError> {
         },
     })?;
     let found = datadir::Contents::read(dir).map_err(dir_error)?;
-    if found.key && found.store != datadir::StoreFile::Present {
+    let used_by = [keys::KEK_FILE, keys::KEY_FILE]
+        .into_iter()
+        .zip([found.kek, found.key])
+        .find_map(|(file, present)| present.then(|| dir.join(file)));
+    if let Some(key) = used_by
+        && found.store != datadir::StoreFile::Present
+    {
         if !config.reset_store {
             return Err(StartError::StoreMissing {
                 store: dir.join(store::DB_FILE),
-                key: dir.join(keys::KEY_FILE),
+                key,
             });
         }
         tracing::warn!(
@@ -451,70 +470,112 @@ async fn open(config: ServeConfig) -> Result<Opened, StartError> {
     }
 }
 
-/// The signing key of `dir`: loaded (with a warning if other users may read it), or
-/// created if there is none and the store has no users (or `--new-signing-key`).
-async fn signing_keys(
+/// The key-encryption key, with the store's signing keys ready for it: an earlier
+/// version's key file imported as the first key, or a first key generated when the
+/// store has none (and no users, or `--new-signing-key`); refused when keys or users
+/// show that a key was lost.
+pub(crate) async fn prepare_keys(
     config: &ServeConfig,
     store: &dyn Store,
-) -> Result<keys::SigningKeys, StartError> {
+) -> Result<keys::Kek, StartError> {
     let dir = &config.data_dir;
-    let path = dir.join(keys::KEY_FILE);
-    if let Some(keys) = keys::SigningKeys::load(dir)? {
-        // A warning rather than a refusal: the data dir itself is 0700, and a key
-        // mounted from a secret store may have a mode this server cannot change.
-        match datadir::open_to_others(&path) {
-            Ok(Some(mode)) => tracing::warn!(
-                path = %path.display(),
-                mode = %format_args!("{mode:04o}"),
-                "the signing key file is accessible to other users: whoever reads it can forge \
-                 access tokens for every user; run `chmod 600` on it"
-            ),
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "cannot read the signing key file's permissions")
-            }
-        }
-        return Ok(keys);
+    let now = unix_now();
+    let rows = store.signing_keys().await?;
+    let loaded = keys::Kek::load(&config.kek, dir)?;
+    if loaded.is_some() && config.kek == keys::KekSource::DataDir {
+        warn_if_open(&dir.join(keys::KEK_FILE));
     }
-    let users = store.count_users().await?;
-    if users > 0 {
-        if !config.new_signing_key {
-            return Err(StartError::KeyMissing { path, users });
+    if loaded.is_none() && !rows.is_empty() && !config.new_signing_key {
+        return Err(keys::KeyError::KekMissing(dir.join(keys::KEK_FILE)).into());
+    }
+    let (total, openable) = match &loaded {
+        Some(kek) => keys::KeySet::from_rows(&rows, kek, 0).counts(),
+        None => (rows.len(), 0),
+    };
+    if openable > 0
+        && let Some(kek) = loaded
+    {
+        return Ok(kek);
+    }
+    if total > 0 && !config.new_signing_key {
+        return Err(keys::KeyError::WrongKek(config.kek.describe(dir)).into());
+    }
+    let legacy = if total == 0 {
+        keys::SigningKeys::load(dir)?
+    } else {
+        None
+    };
+    if legacy.is_none() && total == 0 {
+        let users = store.count_users().await?;
+        if users > 0 {
+            if !config.new_signing_key {
+                return Err(StartError::KeyMissing {
+                    path: dir.join(keys::KEY_FILE),
+                    users,
+                });
+            }
+            tracing::warn!(
+                users,
+                "generating a new signing key (--new-signing-key): access tokens issued before \
+                 are refused until their holders refresh"
+            );
         }
-        tracing::warn!(
-            users,
-            "generating a new signing key (--new-signing-key): access tokens issued before are \
-             refused until their holders refresh"
+    }
+    // From here on a key is sealed: a missing default key file is created only now, so a
+    // refused start leaves the data dir as it was.
+    let kek = match loaded {
+        Some(kek) => kek,
+        None => keys::Kek::create(dir)?,
+    };
+    if let Some(key) = legacy {
+        warn_if_open(&dir.join(keys::KEY_FILE));
+        tracing::info!(
+            kid = key.kid(),
+            "imported the signing key file of an earlier version into the store"
         );
+        // Signing at once, as it did before the upgrade.
+        store
+            .add_signing_key(&keys::new_row(&kek, &key, now, 0)?)
+            .await?;
+        return Ok(kek);
     }
-    match keys::SigningKeys::create(dir) {
-        // Another instance sharing this data dir (PostgreSQL) created it just now, and
-        // may still be writing it: read it once it is whole (a bounded wait).
-        Err(keys::KeyError::Io { source, .. })
-            if config.database.is_some() && source.kind() == std::io::ErrorKind::AlreadyExists =>
-        {
-            let mut attempts = 0;
-            loop {
-                match keys::SigningKeys::load(dir) {
-                    Ok(Some(keys)) => return Ok(keys),
-                    Err(keys::KeyError::Corrupt(_)) if attempts < KEY_WRITE_WAITS => {
-                        attempts += 1;
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                    Ok(None) => {
-                        return Err(StartError::Key(keys::KeyError::Io {
-                            path,
-                            source: std::io::Error::other(
-                                "created by another instance, then removed",
-                            ),
-                        }));
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
+    if total > 0 {
+        tracing::warn!(
+            "adding a new signing key (--new-signing-key): no key of the store opens with the \
+             key-encryption key; their access tokens verify until they expire"
+        );
+        for row in &rows {
+            store.retire_signing_key(&row.kid, now).await?;
         }
-        created => Ok(created?),
     }
+    let key = keys::SigningKeys::generate()?;
+    store
+        .add_signing_key(&keys::new_row(&kek, &key, now, now)?)
+        .await?;
+    Ok(kek)
+}
+
+/// Warns when a secret file may be read by other users. A warning rather than a refusal:
+/// the data dir itself is 0700, and a file mounted from a secret store may have a mode
+/// this server cannot change.
+fn warn_if_open(path: &std::path::Path) {
+    match datadir::open_to_others(path) {
+        Ok(Some(mode)) => tracing::warn!(
+            path = %path.display(),
+            mode = %format_args!("{mode:04o}"),
+            "the key file is accessible to other users: whoever reads it (and the store) can \
+             forge access tokens for every user; run `chmod 600` on it"
+        ),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot read the key file's permissions")
+        }
+    }
+}
+
+/// A duration in whole seconds, as the store keeps times.
+pub(crate) fn ttl_secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// How long a request waits for a database connection: well within the request
@@ -532,7 +593,8 @@ async fn open_with_store(
     lock: Option<datadir::DirLock>,
     shared: Option<Arc<dyn SharedCodes>>,
 ) -> Result<Opened, StartError> {
-    let keys = signing_keys(&config, store.as_ref()).await?;
+    let kek = prepare_keys(&config, store.as_ref()).await?;
+    let keys = keys::Keyring::read(store.clone(), kek, ttl_secs(config.access_token_ttl)).await?;
     for env in &config.envs {
         store.ensure_env(env, unix_now()).await?;
     }
@@ -601,14 +663,24 @@ async fn open_with_store(
     })
 }
 
-async fn purge_loop(store: Arc<dyn Store>) {
-    let mut ticks = tokio::time::interval(PURGE_EVERY);
+/// The server's periodic work: purging expired tokens, and re-reading the signing keys
+/// (a `keys rotate` made here or on another server of the same store).
+async fn purge_loop(state: Arc<AppState>) {
+    let mut purges = tokio::time::interval(PURGE_EVERY);
+    let mut key_reads = tokio::time::interval(state.config.key_refresh);
+    key_reads.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticks.tick().await;
-        match store.purge_expired(unix_now()).await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(rows = n, "purged expired tokens"),
-            Err(e) => tracing::warn!(error = %e, "purging expired tokens failed"),
+        tokio::select! {
+            _ = purges.tick() => match state.store.purge_expired(unix_now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(rows = n, "purged expired tokens"),
+                Err(e) => tracing::warn!(error = %e, "purging expired tokens failed"),
+            },
+            _ = key_reads.tick() => {
+                if let Err(e) = state.keys.reread().await {
+                    tracing::warn!(error = %e, "re-reading the signing keys failed");
+                }
+            }
         }
     }
 }

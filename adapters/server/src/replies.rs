@@ -93,7 +93,14 @@ pub(crate) fn credentials(
     let now = u64::try_from(unix_now()).unwrap_or(0);
     let jti = new_id().map_err(|e| internal("random", &e))?;
     let claims = claims_for(&state.config, user, family, now, jti);
-    let access = jwt::sign(&state.keys, &claims).map_err(|e| internal("signing", &e))?;
+    let keys = state.keys.current();
+    let signer = keys.signer(unix_now()).ok_or_else(|| {
+        internal(
+            "signing",
+            &"no signing key opens with the key-encryption key",
+        )
+    })?;
+    let access = jwt::sign(signer, &claims).map_err(|e| internal("signing", &e))?;
     let scope = scope_of(user);
     let mut c = Credentials::default();
     c.token_type = fit(TOKEN_TYPE)?;

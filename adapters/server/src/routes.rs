@@ -58,7 +58,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route(
             JWKS_PATH,
             get(|State(state): State<Arc<AppState>>| async move {
-                json_response(StatusCode::OK, &state.keys.jwks())
+                json_response(
+                    StatusCode::OK,
+                    &state.keys.current().jwks(super::state::unix_now()),
+                )
             }),
         );
     if state.emulator.is_some() {

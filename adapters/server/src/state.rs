@@ -1,9 +1,9 @@
-//! What every handler shares: settings, store, signing key, WeChat, limits, envs.
+//! What every handler shares: settings, store, signing keys, WeChat, limits, envs.
 
 use super::config::ServeConfig;
 use super::datadir::DirLock;
 use super::error::ApiError;
-use super::keys::SigningKeys;
+use super::keys::Keyring;
 use super::ratelimit::RateLimiter;
 use super::store::{Store, StoreError};
 use super::wechat::{Code2Session, WeChatEmulator};
@@ -142,7 +142,7 @@ pub(crate) fn store_failed(what: &str, err: &StoreError) -> ApiError {
 pub(crate) struct AppState {
     pub(crate) config: ServeConfig,
     pub(crate) store: Arc<dyn Store>,
-    pub(crate) keys: SigningKeys,
+    pub(crate) keys: Keyring,
     pub(crate) wechat: Arc<dyn Code2Session>,
     /// Present in emulated mode only.
     pub(crate) emulator: Option<Arc<WeChatEmulator>>,

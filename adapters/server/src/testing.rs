@@ -307,17 +307,15 @@ impl TestServer {
         self.dir.path().join("data")
     }
 
-    /// The server's own signing key, read from its key file: tests forge tokens with it
+    /// The key the server signs with now (from its keyring): tests forge tokens with it
     /// (another env, another `alg`, an expired `exp`) that only the claims make invalid.
     pub fn signing_key(&self) -> ed25519_dalek::SigningKey {
-        let text =
-            std::fs::read_to_string(self.data_dir().join(crate::keys::KEY_FILE)).expect("key file");
-        let seed: [u8; 32] = URL_SAFE_NO_PAD
-            .decode(text.trim())
-            .expect("base64url")
-            .try_into()
-            .expect("32 bytes");
-        ed25519_dalek::SigningKey::from_bytes(&seed)
+        let server = self.server.as_ref().expect("server running");
+        let keys = server.state.keys.current();
+        keys.signer(crate::state::unix_now())
+            .expect("a signing key")
+            .secret()
+            .clone()
     }
 
     /// The generated admin token (emulated mode).
@@ -420,8 +418,9 @@ impl std::fmt::Debug for AccessTokens {
 }
 
 impl AccessTokens {
-    /// Creates a signing key file in `dir` (as a server's first start does), for tokens
-    /// with the issuer and access-token lifetime of `config`.
+    /// Creates a signing key of its own in `dir` (the key file of earlier versions, which
+    /// a server imports into its store), for tokens with the issuer and access-token
+    /// lifetime of `config`.
     pub fn create(dir: &Path, config: ServeConfig) -> Result<Self, KeyError> {
         Ok(Self {
             keys: SigningKeys::create(dir)?,

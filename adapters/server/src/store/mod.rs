@@ -10,7 +10,7 @@ mod postgres;
 mod sqlite;
 mod writer;
 
-pub use postgres::PgStore;
+pub use postgres::{PgStore, StartLock};
 pub use sqlite::{DB_FILE, OpenError, SqliteStore};
 
 use super::secrets::Hash;
@@ -225,6 +225,56 @@ pub enum BindOutcome {
     NoUser,
 }
 
+/// One access-token signing key as the store keeps it (see `keys` for what the server
+/// does with it). The store compares and orders nothing but `kid` and the times.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoredKey {
+    /// Key id: the RFC 7638 thumbprint of the public key (unique).
+    pub kid: String,
+    /// The 32-byte Ed25519 public key.
+    pub public_key: Vec<u8>,
+    /// The private key sealed with the key-encryption key (never stored in the clear).
+    pub sealed_private: Vec<u8>,
+    /// When it was added (Unix seconds).
+    pub created_at: i64,
+    /// From when it signs (Unix seconds): later than `created_at` by the publication delay.
+    pub active_from: i64,
+    /// From when it no longer signs (Unix seconds), if retired.
+    pub retired_at: Option<i64>,
+}
+
+impl std::fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("kid", &self.kid)
+            .field("created_at", &self.created_at)
+            .field("active_from", &self.active_from)
+            .field("retired_at", &self.retired_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StoredKey {
+    /// A key that is not retired.
+    pub fn new(
+        kid: String,
+        public_key: Vec<u8>,
+        sealed_private: Vec<u8>,
+        created_at: i64,
+        active_from: i64,
+    ) -> Self {
+        Self {
+            kid,
+            public_key,
+            sealed_private,
+            created_at,
+            active_from,
+            retired_at: None,
+        }
+    }
+}
+
 /// Persistent state of the auth server.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -331,6 +381,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes expired refresh and provider tokens; returns how many.
     async fn purge_expired(&self, now: i64) -> Result<u64, StoreError>;
+
+    /// Every access-token signing key (retired ones too), by `active_from` then `kid`.
+    async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
+
+    /// Adds a signing key; an error if its `kid` exists already.
+    async fn add_signing_key(&self, key: &StoredKey) -> Result<(), StoreError>;
+
+    /// Retires signing key `kid` at `at` (Unix seconds; it signs no more from then), or
+    /// earlier if it was retired at a later time already; whether it was retired by this
+    /// call (false: unknown, or retired at or before `at` already).
+    async fn retire_signing_key(&self, kid: &str, at: i64) -> Result<bool, StoreError>;
 
     /// Closes the store (flushes and releases the database).
     async fn close(&self);

@@ -33,7 +33,7 @@
 
 use super::{
     BindOutcome, CodeRedemption, Identity, NewFamily, ProviderGrant, Rotation, SharedCodes, Store,
-    StoreError, Successor, UserRecord, WeChatCode,
+    StoreError, StoredKey, Successor, UserRecord, WeChatCode,
 };
 use crate::config::DatabaseUrl;
 use crate::secrets::Hash;
@@ -812,8 +812,97 @@ impl Store for PgStore {
         Ok(purged)
     }
 
+    async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT kid, public_key, sealed_private, created_at, active_from, retired_at
+             FROM signing_keys ORDER BY active_from, kid",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredKey {
+                    kid: row.try_get(0)?,
+                    public_key: row.try_get(1)?,
+                    sealed_private: row.try_get(2)?,
+                    created_at: row.try_get(3)?,
+                    active_from: row.try_get(4)?,
+                    retired_at: row.try_get(5)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(store_error)
+    }
+
+    async fn add_signing_key(&self, key: &StoredKey) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO signing_keys
+             (kid, public_key, sealed_private, created_at, active_from, retired_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&key.kid)
+        .bind(&key.public_key)
+        .bind(&key.sealed_private)
+        .bind(key.created_at)
+        .bind(key.active_from)
+        .bind(key.retired_at)
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn retire_signing_key(&self, kid: &str, at: i64) -> Result<bool, StoreError> {
+        let changed = sqlx::query(
+            "UPDATE signing_keys SET retired_at = $1
+             WHERE kid = $2 AND (retired_at IS NULL OR retired_at > $1)",
+        )
+        .bind(at)
+        .bind(kid)
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(changed.rows_affected() > 0)
+    }
+
     async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// A session-level advisory lock held while a server prepares its signing keys (see
+/// [`PgStore::lock_start`]); [`StartLock::release`] frees it, and so does dropping it
+/// (its connection closes).
+#[derive(Debug)]
+pub struct StartLock {
+    conn: PgConnection,
+}
+
+/// The advisory lock key of a server's start (distinct from sqlx's migration lock).
+const START_LOCK_SQL: &str = "SELECT pg_advisory_lock(hashtext('cloudbase-auth start'))";
+
+impl PgStore {
+    /// Waits for the start lock of this database: the instances starting at once then
+    /// set up the signing keys one after another — the first creates the key-encryption
+    /// key file (when it is the shared data dir's) and the first signing key, the others
+    /// find them — instead of each making its own.
+    pub async fn lock_start(&self) -> Result<StartLock, StoreError> {
+        // Out of the pool: a lock must not go back to it with the connection.
+        let mut conn = self.pool.acquire().await.map_err(store_error)?.detach();
+        sqlx::query(START_LOCK_SQL)
+            .execute(&mut conn)
+            .await
+            .map_err(store_error)?;
+        Ok(StartLock { conn })
+    }
+}
+
+impl StartLock {
+    /// Releases the lock (closing its connection).
+    pub async fn release(self) {
+        use sqlx::Connection as _;
+        let _ = self.conn.close().await;
     }
 }
 

@@ -20,8 +20,8 @@
 
 use super::writer::{Failure, Writer};
 use super::{
-    BindOutcome, Identity, NewFamily, ProviderGrant, Rotation, Store, StoreError, Successor,
-    UserRecord,
+    BindOutcome, Identity, NewFamily, ProviderGrant, Rotation, Store, StoreError, StoredKey,
+    Successor, UserRecord,
 };
 use crate::secrets::Hash;
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
@@ -894,6 +894,63 @@ impl Store for SqliteStore {
                     .prepare_cached("DELETE FROM provider_tokens WHERE expires_at <= ?")?
                     .execute([now])?;
                 Ok(u64::try_from(a + b).unwrap_or(u64::MAX))
+            })
+            .await
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        self.readers.with(|conn| {
+            conn.prepare_cached(
+                "SELECT kid, public_key, sealed_private, created_at, active_from, retired_at
+                 FROM signing_keys ORDER BY active_from, kid",
+            )?
+            .query_map([], |row| {
+                Ok(StoredKey {
+                    kid: row.get(0)?,
+                    public_key: row.get(1)?,
+                    sealed_private: row.get(2)?,
+                    created_at: row.get(3)?,
+                    active_from: row.get(4)?,
+                    retired_at: row.get(5)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    async fn add_signing_key(&self, key: &StoredKey) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.writer
+            .write(move |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO signing_keys
+                     (kid, public_key, sealed_private, created_at, active_from, retired_at)
+                     VALUES (?, ?, ?, ?, ?, ?)",
+                )?
+                .execute(params![
+                    key.kid,
+                    key.public_key,
+                    key.sealed_private,
+                    key.created_at,
+                    key.active_from,
+                    key.retired_at
+                ])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn retire_signing_key(&self, kid: &str, at: i64) -> Result<bool, StoreError> {
+        let kid = kid.to_owned();
+        self.writer
+            .write(move |conn| {
+                let changed = conn
+                    .prepare_cached(
+                        "UPDATE signing_keys SET retired_at = ?1
+                         WHERE kid = ?2 AND (retired_at IS NULL OR retired_at > ?1)",
+                    )?
+                    .execute(params![at, kid])?;
+                Ok(changed > 0)
             })
             .await
     }
