@@ -37,13 +37,26 @@ const INSTANCE_FLAGS: &[&str] = &[
 /// Starts `n` instances on `database` sharing `data_dir`, at once (the first start
 /// races on the migrations and on creating the signing key).
 fn instances(n: usize, database: &str, data_dir: &Path, logs: &Path) -> Vec<BinServer> {
+    instances_with(n, database, data_dir, logs, &[])
+}
+
+/// [`instances`] with more `serve` flags.
+fn instances_with(
+    n: usize,
+    database: &str,
+    data_dir: &Path,
+    logs: &Path,
+    more: &[&'static str],
+) -> Vec<BinServer> {
     let threads: Vec<_> = (0..n)
         .map(|i| {
             let (database, data_dir) = (database.to_owned(), data_dir.to_owned());
             let log = logs.join(format!("instance-{i}.log"));
+            let more = more.to_vec();
             std::thread::spawn(move || {
                 let mut args = vec!["--database", database.as_str()];
                 args.extend_from_slice(INSTANCE_FLAGS);
+                args.extend_from_slice(&more);
                 BinServer::spawn(
                     &data_dir,
                     &log,
@@ -508,6 +521,114 @@ async fn postgres_stopped_under_load_answers_503_then_recovers() {
         "acknowledged writes lost"
     );
     drop(nginx);
+    for s in servers {
+        assert!(s.terminate().success());
+    }
+}
+
+async fn jwks_kids(api: &Api) -> Vec<String> {
+    let r = api.get("/.well-known/jwks.json").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn kid_of(token: &str) -> String {
+    let (header, _) = cloudbase_auth_server::testing::jwt_parts(token);
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+/// Waits (bounded) until every instance's JWKS lists exactly `want` keys.
+async fn jwks_converge(apis: &[Api], want: usize) -> Vec<Vec<String>> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut all = Vec::new();
+        for api in apis {
+            all.push(jwks_kids(api).await);
+        }
+        if all.iter().all(|k| k.len() == want) || Instant::now() > deadline {
+            return all;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `cloudbase-auth keys rotate --database …` reaches every instance: both publish the
+/// new key, a token signed before verifies on all of them, tokens of the new key too,
+/// and one access-token lifetime after the old key's retirement only the new one is
+/// left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rotation_reaches_every_instance() {
+    let (url, _) = database(PgCluster::shared());
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let servers = instances_with(
+        2,
+        &url,
+        &data,
+        dir.path(),
+        &["--key-refresh", "1s", "--access-token-ttl", "3s"],
+    );
+    let apis: Vec<Api> = servers.iter().map(BinServer::api).collect();
+    let signed = apis[0].sign_in_anonymously().await;
+    let old_token = signed.str("access_token");
+    let old_kid = kid_of(&old_token);
+    assert_eq!(
+        jwks_converge(&apis, 1).await,
+        vec![vec![old_kid.clone()]; 2]
+    );
+
+    let out = common::binary()
+        .args([
+            "keys",
+            "rotate",
+            "--publish-delay",
+            "1s",
+            "--database",
+            &url,
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("added signing key"), "{stdout}");
+    let both = jwks_converge(&apis, 2).await;
+    assert!(
+        both.iter()
+            .all(|kids| kids.len() == 2 && kids.contains(&old_kid)),
+        "{both:?}"
+    );
+    for api in &apis {
+        assert_eq!(
+            api.me(&old_token).await.status,
+            200,
+            "the old token verifies"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let refreshed = apis[1].refresh(&signed.str("refresh_token")).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text);
+    let new_token = refreshed.str("access_token");
+    let new_kid = kid_of(&new_token);
+    assert_ne!(new_kid, old_kid);
+    for api in &apis {
+        assert_eq!(
+            api.me(&new_token).await.status,
+            200,
+            "the new token verifies"
+        );
+    }
+    assert_eq!(jwks_converge(&apis, 1).await, vec![vec![new_kid]; 2]);
     for s in servers {
         assert!(s.terminate().success());
     }
