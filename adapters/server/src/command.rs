@@ -74,8 +74,9 @@ pub struct ServeArgs {
 
     /// Store users and sessions in PostgreSQL instead of SQLite:
     /// postgres://USER:PASSWORD@HOST:PORT/DB. Several servers may then run on one database
-    /// behind a load balancer; the data dir then holds only the signing key, which every
-    /// instance must share (the same file, or a copy). Migrations are applied at start.
+    /// behind a load balancer; the data dir then holds only the default key-encryption
+    /// key, which every instance must share (one data dir, a copy, or the same
+    /// --kek-file / CLOUDBASE_AUTH_KEK). Migrations are applied at start.
     /// The password never appears in logs or messages.
     #[arg(long, env = DATABASE_ENV, hide_env_values = true, value_parser = parse_database, value_name = "URL")]
     pub database: Option<DatabaseUrl>,
