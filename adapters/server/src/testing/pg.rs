@@ -143,11 +143,14 @@ impl PgCluster {
         if line.trim() != "ready" {
             let status = child.wait();
             let log = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
-            return Err(format!(
+            let reason = format!(
                 "PostgreSQL did not start ({status:?}): {}{}",
                 log("initdb.log"),
                 log("server.log")
-            ));
+            );
+            // The guard stopped before removing it.
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(reason);
         }
         Ok(Self {
             dir,
