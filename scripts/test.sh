@@ -57,6 +57,7 @@ step jssdk   ./scripts/test-js-sdk.sh
 step scale   ./scripts/scale-out.sh --serve-args "--access-token-ttl 33s" -- ./scripts/test-js-sdk.sh
 step wasm    ./scripts/test-wasm.sh
 step browser ./scripts/test-browser.sh
+step console ./scripts/test-console.sh
 step fuzz    ./scripts/fuzz.sh 10
 
 print_timings

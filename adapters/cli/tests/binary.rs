@@ -166,7 +166,7 @@ async fn starts_fast_and_prints_its_address_once() {
     }
     assert!(server.terminate().success());
 
-    // With the admin token in the environment, nothing is printed after the address.
+    // With the admin token in the environment, it is not printed (the console URL is).
     let server = BinServer::spawn(
         &data,
         &dir.path().join("stderr2.log"),

@@ -9,14 +9,16 @@ CREATE TABLE envs (
     created_at  BIGINT NOT NULL
 );
 
+-- Ids, openids and nicknames compare in byte order (COLLATE "C"): the console's keyset
+-- pages order by them, in the same order as the server's own string comparisons.
 CREATE TABLE users (
-    uid         TEXT PRIMARY KEY,
+    uid         TEXT COLLATE "C" PRIMARY KEY,
     env         TEXT NOT NULL REFERENCES envs(id),
     anonymous   BOOLEAN NOT NULL,
     created_at  BIGINT NOT NULL,
     updated_at  BIGINT NOT NULL,
     -- Set with PATCH user/profile (NULL: never set).
-    name        TEXT,
+    name        TEXT COLLATE "C",
     picture     TEXT
 );
 CREATE INDEX users_env ON users(env, created_at);
@@ -26,9 +28,9 @@ CREATE INDEX users_created ON users(created_at, uid);
 CREATE TABLE identities (
     env         TEXT NOT NULL,
     appid       TEXT NOT NULL,
-    openid      TEXT NOT NULL,
+    openid      TEXT COLLATE "C" NOT NULL,
     unionid     TEXT,
-    uid         TEXT NOT NULL REFERENCES users(uid) ON DELETE CASCADE,
+    uid         TEXT COLLATE "C" NOT NULL REFERENCES users(uid) ON DELETE CASCADE,
     created_at  BIGINT NOT NULL,
     PRIMARY KEY (env, appid, openid)
 );
@@ -38,7 +40,7 @@ CREATE INDEX identities_uid ON identities(uid);
 -- family ends the session (sign-out, or reuse of a rotated refresh token).
 CREATE TABLE families (
     id          TEXT PRIMARY KEY,
-    uid         TEXT NOT NULL REFERENCES users(uid) ON DELETE CASCADE,
+    uid         TEXT COLLATE "C" NOT NULL REFERENCES users(uid) ON DELETE CASCADE,
     env         TEXT NOT NULL,
     created_at  BIGINT NOT NULL,
     revoked_at  BIGINT

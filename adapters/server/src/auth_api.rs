@@ -84,7 +84,7 @@ async fn dispatch(
     match endpoint {
         Endpoint::SignInAnonymously => {
             let env = state.envs.for_sign_in(&required_client_id(query_client)?)?;
-            sign_in_anonymously(state, &env, parse_json(&body)?).await
+            sign_in_anonymously(state, &env, headers, parse_json(&body)?).await
         }
         Endpoint::ProviderToken => {
             let env = state.envs.for_sign_in(&required_client_id(query_client)?)?;
@@ -93,7 +93,7 @@ async fn dispatch(
         Endpoint::SignInWithProvider => {
             let env = state.envs.for_sign_in(&required_client_id(query_client)?)?;
             let request: ProviderTokenBody<String> = parse_json(&body)?;
-            sign_in_with_provider(state, &env, &request.provider_token).await
+            sign_in_with_provider(state, &env, headers, &request.provider_token).await
         }
         Endpoint::SignInWeChatNoAuth => {
             let env = state.envs.for_sign_in(&required_client_id(query_client)?)?;
@@ -103,7 +103,7 @@ async fn dispatch(
                      this server has no WeChat web OAuth",
                 )
             })?;
-            sign_in_with_provider(state, &env, &request.provider_token).await
+            sign_in_with_provider(state, &env, headers, &request.provider_token).await
         }
         Endpoint::Token => refresh(state, query_client, parse_json(&body)?).await,
         Endpoint::UserMe => {
@@ -122,7 +122,8 @@ async fn dispatch(
             revoke(state, &env, &request.token).await
         }
         Endpoint::UserSignOut => {
-            let (claims, _) = signed_in(state, headers).await?;
+            // A disabled user may still end its session.
+            let (claims, _) = signed_in_even_disabled(state, headers).await?;
             // `{redirect_uri?, state?}`: any JSON object; nothing to redirect to here.
             let params: serde_json::Value = parse_json(&body)?;
             if !params.is_object() {
@@ -186,12 +187,27 @@ async fn update_profile(
     request: ProfileUpdateRequest<String>,
 ) -> Result<Response, ApiError> {
     let ProfileUpdateRequest { name, picture, .. } = request;
+    check_profile(name.as_deref(), picture.as_deref())?;
+    let updated = state
+        .store
+        .update_profile(&user.uid, name.as_deref(), picture.as_deref(), unix_now())
+        .await
+        .map_err(|e| store_failed("updating a profile", &e))?
+        .ok_or_else(|| ApiError::unauthenticated("session revoked or user deleted"))?;
+    tracing::info!(uid = %updated.uid, "profile updated");
+    replies::user_reply(&updated)
+}
+
+/// Checks a new nickname (`name`) and avatar URL (`picture`) against the core's
+/// capacities: at least one given, a nickname of visible text, an http(s) avatar URL.
+/// The emulator console's profile edit applies the same rules.
+pub(crate) fn check_profile(name: Option<&str>, picture: Option<&str>) -> Result<(), ApiError> {
     if name.is_none() && picture.is_none() {
         return Err(ApiError::invalid_argument(
             "nothing to update: give name and/or picture",
         ));
     }
-    if let Some(name) = &name {
+    if let Some(name) = name {
         if name.len() > NAME_MAX {
             return Err(ApiError::invalid_argument(format!(
                 "nickname too long (at most {NAME_MAX} bytes)"
@@ -203,7 +219,7 @@ async fn update_profile(
             ));
         }
     }
-    if let Some(picture) = &picture {
+    if let Some(picture) = picture {
         if picture.len() > AVATAR_MAX {
             return Err(ApiError::invalid_argument(format!(
                 "picture URL too long (at most {AVATAR_MAX} bytes)"
@@ -224,14 +240,7 @@ async fn update_profile(
             ));
         }
     }
-    let updated = state
-        .store
-        .update_profile(&user.uid, name.as_deref(), picture.as_deref(), unix_now())
-        .await
-        .map_err(|e| store_failed("updating a profile", &e))?
-        .ok_or_else(|| ApiError::unauthenticated("session revoked or user deleted"))?;
-    tracing::info!(uid = %updated.uid, "profile updated");
-    replies::user_reply(&updated)
+    Ok(())
 }
 
 fn rate_limit(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -260,13 +269,23 @@ fn required_client_id(client_id: Option<String>) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::invalid_argument("missing client_id query parameter (the env id)"))
 }
 
-/// A fresh first refresh token and its family record.
-fn new_family(state: &AppState) -> Result<(NewFamily, OpaqueToken), ApiError> {
+/// A fresh first refresh token and its family record, started from the device the
+/// request names (`x-device-id`, kept only when it looks like an id).
+fn new_family(state: &AppState, headers: &HeaderMap) -> Result<(NewFamily, OpaqueToken), ApiError> {
     let token = OpaqueToken::generate().map_err(|e| internal("random", &e))?;
     let id = secrets::new_id().map_err(|e| internal("random", &e))?;
     let expires = unix_now().saturating_add(ttl_secs(state.config.refresh_token_ttl));
-    Ok((NewFamily::new(id, token.hash(), expires), token))
+    let device = device_id(headers)
+        .filter(|d| d.len() <= DEVICE_ID_MAX && is_token_safe(d))
+        .map(str::to_owned);
+    Ok((
+        NewFamily::new(id, token.hash(), expires).with_device_id(device),
+        token,
+    ))
 }
+
+/// Longest device id kept with a session.
+const DEVICE_ID_MAX: usize = 128;
 
 fn ttl_secs(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
@@ -279,6 +298,7 @@ fn new_uid() -> Result<String, ApiError> {
 async fn sign_in_anonymously(
     state: &AppState,
     env: &str,
+    headers: &HeaderMap,
     request: AnonymousSignInRequest<String>,
 ) -> Result<Response, ApiError> {
     // `signInAnonymouslyInWx` sends a provider token: it must be valid, but an
@@ -288,7 +308,7 @@ async fn sign_in_anonymously(
     }
     let now = unix_now();
     let user = UserRecord::new(new_uid()?, env.to_owned(), true, now);
-    let (family, refresh) = new_family(state)?;
+    let (family, refresh) = new_family(state, headers)?;
     state
         .store
         .create_anonymous(&user, &family, now)
@@ -382,15 +402,20 @@ async fn take_grant(state: &AppState, env: &str, token: &str) -> Result<Provider
 async fn sign_in_with_provider(
     state: &AppState,
     env: &str,
+    headers: &HeaderMap,
     token: &str,
 ) -> Result<Response, ApiError> {
     let grant = take_grant(state, env, token).await?;
-    let (family, refresh) = new_family(state)?;
+    let (family, refresh) = new_family(state, headers)?;
     let user = state
         .store
         .sign_in_identity(env, &grant.identity, &new_uid()?, &family, unix_now())
         .await
         .map_err(|e| store_failed("WeChat sign-in", &e))?;
+    if user.disabled_at.is_some() {
+        tracing::info!(uid = %user.uid, env, "WeChat sign-in of a disabled user refused");
+        return Err(ApiError::user_blocked());
+    }
     state.envs.signed_in(env);
     tracing::info!(uid = %user.uid, env, "WeChat sign-in");
     replies::credentials(state, &user, &family.id, &refresh)
@@ -452,6 +477,7 @@ async fn refresh(
             tracing::info!(uid = %user.uid, "refresh replayed within the grace window");
             replies::credentials(state, &user, &family, &same)
         }
+        Rotation::UserDisabled => Err(ApiError::user_blocked()),
         Rotation::ReuseDetected => {
             tracing::warn!(env = %env, "rotated refresh token reused after the grace window; session revoked");
             Err(ApiError::invalid_grant(
@@ -481,8 +507,21 @@ async fn verify_token(
     }
 }
 
-/// Verifies the bearer access token and loads its live session's user.
+/// Verifies the bearer access token and loads its live session's user, who must not be
+/// disabled.
 async fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(AccessClaims, UserRecord), ApiError> {
+    let (claims, user) = signed_in_even_disabled(state, headers).await?;
+    if user.disabled_at.is_some() {
+        return Err(ApiError::user_blocked());
+    }
+    Ok((claims, user))
+}
+
+/// Verifies the bearer access token and loads its live session's user.
+async fn signed_in_even_disabled(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<(AccessClaims, UserRecord), ApiError> {
@@ -532,7 +571,11 @@ async fn introspect(
     if client.is_some_and(|c| c != claims.aud) || state.envs.served(&claims.aud).is_err() {
         return Ok(empty_object());
     }
-    let Some(user) = session_user(state, &claims).await? else {
+    // A disabled user's token is not live.
+    let Some(user) = session_user(state, &claims)
+        .await?
+        .filter(|u| u.disabled_at.is_none())
+    else {
         return Ok(empty_object());
     };
     let mut reply = IntrospectReply::default();

@@ -50,10 +50,12 @@ pub enum WeChatModeArg {
 /// default emulated WeChat mode it also serves WeChat's GET /sns/jscode2session,
 /// POST /emulator/v1/wechat/login-code (mint a wx.login code), the admin routes
 /// GET /emulator/v1/users, GET /emulator/v1/export, DELETE /emulator/v1/data, and a
-/// browser demo of the wasm adapter at http://ADDR/demo/ (a button per auth call).
+/// browser demo of the wasm adapter at http://ADDR/demo/ (a button per auth call) and
+/// the emulator console at http://ADDR/console/ (users, sessions, WeChat codes, data).
 ///
 /// Prints `cloudbase-auth listening on http://ADDR` on stdout once it accepts
-/// requests (and `admin token: …` when it generated one). Logs go to stderr.
+/// requests, then in emulated mode `admin token: …` (when it generated one) and
+/// `console: http://ADDR/console/`. Logs go to stderr.
 /// SIGINT/SIGTERM stop it gracefully.
 #[derive(Debug, Clone, Args)]
 #[command(after_help = SERVE_EXIT_CODES_HELP)]
@@ -619,6 +621,15 @@ pub fn run_blocking(args: &ServeArgs) -> ExitCode {
         {
             // The only place the generated admin token ever appears.
             let _ = writeln!(out, "admin token: {token}");
+        }
+        if server.admin_token().is_some() {
+            // The console asks for the admin token; the URL holds nothing secret.
+            let _ = writeln!(
+                out,
+                "console: http://{}{}",
+                server.local_addr(),
+                crate::console::CONSOLE_DIR
+            );
         }
         let _ = out.flush();
         drop(out);

@@ -65,6 +65,20 @@ impl ApiError {
         )
     }
 
+    /// The account is disabled by an administrator (`user_blocked`).
+    pub(crate) fn user_blocked() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            codes::USER_BLOCKED,
+            "this account is disabled",
+        )
+    }
+
+    /// Not allowed, e.g. an admin change requested from another origin.
+    pub(crate) fn permission_denied(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, codes::PERMISSION_DENIED, description)
+    }
+
     /// A conflicting resource, e.g. an openid bound to another user.
     pub(crate) fn already_exists(description: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, codes::ALREADY_EXISTS, description)

@@ -13,7 +13,8 @@
 //!   refresh tokens stored as SHA-256 hashes, rotated on every refresh with a grace
 //!   window and family revocation on reuse.
 //! * **WeChat**: emulated in-process (default; also serves `GET /sns/jscode2session`
-//!   and the emulator routes of [`emulator_api`]) or real over HTTP.
+//!   and the emulator routes of [`emulator_api`], with the console page at
+//!   [`console::CONSOLE_DIR`]) or real over HTTP.
 //! * **Store**: SQLite (WAL, `synchronous=FULL`) behind the [`store::Store`] trait,
 //!   integrity-checked at every start. The data dir is locked for one server at a time
 //!   ([`LOCK_FILE`]); a store or key lost next to the other stops the start.
@@ -47,6 +48,7 @@
 mod auth_api;
 pub mod command;
 pub mod config;
+pub mod console;
 mod datadir;
 pub mod demo;
 pub mod emulator_api;

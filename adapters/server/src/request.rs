@@ -16,17 +16,26 @@ pub(crate) const BODY_LIMIT: usize = 64 * 1024;
 
 /// Reads the whole body, refusing more than [`BODY_LIMIT`] bytes with 413.
 pub(crate) async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    read_body_up_to(headers, body, BODY_LIMIT).await
+}
+
+/// Reads the whole body, refusing more than `limit` bytes with 413.
+pub(crate) async fn read_body_up_to(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
-        return Err(ApiError::payload_too_large(BODY_LIMIT));
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::payload_too_large(limit));
     }
-    match Limited::new(body, BODY_LIMIT).collect().await {
+    match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(ApiError::payload_too_large(BODY_LIMIT))
+            Err(ApiError::payload_too_large(limit))
         }
         Err(_) => Err(ApiError::invalid_argument(
             "could not read the request body",

@@ -3,6 +3,7 @@
 //! middleware every request passes: CORS, a log line without secrets, and a deadline.
 
 use super::auth_api;
+use super::console;
 use super::demo;
 use super::emulator_api;
 use super::error::{ApiError, json_response};
@@ -65,7 +66,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             }),
         );
     if state.emulator.is_some() {
-        app = app.merge(emulator_api::routes()).merge(demo::routes());
+        app = app
+            .merge(emulator_api::routes())
+            .merge(demo::routes())
+            .merge(console::routes());
     }
     let deadline = state.config.request_timeout;
     app.fallback(|| async { ApiError::not_found("no such endpoint").into_response() })

@@ -101,6 +101,14 @@ impl Envs {
             .contains(env)
     }
 
+    /// Records that an admin import wrote users of `env` (which exists from then on).
+    pub(crate) fn imported(&self, env: &str) {
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(env.to_owned());
+    }
+
     /// Records that a sign-in succeeded in `env` (which exists from then on).
     pub(crate) fn signed_in(&self, env: &str) {
         let created = self

@@ -289,6 +289,18 @@ pub(crate) async fn import_file(
     let doc: Export = serde_json::from_str(&text).map_err(ImportError::Json)?;
     // The server is not serving yet and holds the data dir's lock: the store cannot
     // change between this read and the import's transaction.
+    import_doc(store, &doc, now).await
+}
+
+/// Checks `doc` ([`Export::check`]) against the store's users and imports its users in
+/// one transaction; returns how many. Nothing is written unless every user is accepted
+/// (a sign-in between the check and the transaction that takes an openid of the
+/// document makes the store refuse the whole import).
+pub(crate) async fn import_doc(
+    store: &dyn Store,
+    doc: &Export,
+    now: i64,
+) -> Result<usize, ImportError> {
     doc.check(&store.list_users().await?)?;
     store.import_users(&doc.users, now).await?;
     Ok(doc.users.len())

@@ -43,10 +43,14 @@ pub const INTERNAL: ErrorCode = code("internal", 13);
 pub const UNAVAILABLE: ErrorCode = code("unavailable", 14);
 /// Missing, expired, revoked or forged access token.
 pub const UNAUTHENTICATED: ErrorCode = code("unauthenticated", 16);
+/// The account is disabled (blocked) by an administrator: sign-in, refresh and every
+/// call with its access token are refused. The name is the SDK's `ErrorType.USER_BLOCKED`;
+/// the number is UNCONFIRMED (docs/wire.md §6): `permission_denied`'s gRPC code.
+pub const USER_BLOCKED: ErrorCode = code("user_blocked", 7);
 
 /// Every error above, for tables and tests (a reply naming anything else did not come
 /// from a server that follows §6).
-pub const ALL: [ErrorCode; 14] = [
+pub const ALL: [ErrorCode; 15] = [
     INVALID_ARGUMENT,
     INVALID_GRANT,
     DEADLINE_EXCEEDED,
@@ -61,6 +65,7 @@ pub const ALL: [ErrorCode; 14] = [
     INTERNAL,
     UNAVAILABLE,
     UNAUTHENTICATED,
+    USER_BLOCKED,
 ];
 
 #[cfg(test)]

@@ -95,6 +95,13 @@ pub struct UserRecord {
     /// Avatar URL set with `user/profile` (`None`: never set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub picture: Option<String>,
+    /// When an administrator disabled the user (`None`: enabled). A disabled user's
+    /// sign-ins, refreshes and access tokens are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<i64>,
+    /// The user's last sign-in (`None`: none recorded, e.g. imported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sign_in_at: Option<i64>,
 }
 
 impl UserRecord {
@@ -109,7 +116,44 @@ impl UserRecord {
             identities: Vec::new(),
             name: None,
             picture: None,
+            disabled_at: None,
+            last_sign_in_at: None,
         }
+    }
+}
+
+/// A live session of a user: a family that is not revoked and holds an unexpired
+/// current refresh token.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct SessionRecord {
+    /// Family id (the access tokens' `sid`).
+    pub id: String,
+    /// The device it was started from (`x-device-id`), when the client sent one.
+    pub device_id: Option<String>,
+    /// When it started (the sign-in).
+    pub created_at: i64,
+    /// Its last refresh (`None`: never refreshed).
+    pub last_used_at: Option<i64>,
+}
+
+/// A page of [`Store::search_users`]: users ordered by uid, after `after`, matching
+/// `text` (when given) as a uid prefix, an exact openid or an exact nickname.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct UserQuery {
+    /// What to look for (`None`: every user).
+    pub text: Option<String>,
+    /// Only uids greater than this one (the last uid of the previous page).
+    pub after: Option<String>,
+    /// At most this many users.
+    pub limit: usize,
+}
+
+impl UserQuery {
+    /// Builds the query.
+    pub fn new(text: Option<String>, after: Option<String>, limit: usize) -> Self {
+        Self { text, after, limit }
     }
 }
 
@@ -123,16 +167,24 @@ pub struct NewFamily {
     pub refresh_hash: Hash,
     /// When that token expires.
     pub refresh_expires_at: i64,
+    /// The device signing in (`x-device-id`), when the client sent one.
+    pub device_id: Option<String>,
 }
 
 impl NewFamily {
-    /// Builds the record.
+    /// Builds the record (without a device id).
     pub fn new(id: String, refresh_hash: Hash, refresh_expires_at: i64) -> Self {
         Self {
             id,
             refresh_hash,
             refresh_expires_at,
+            device_id: None,
         }
+    }
+
+    /// The same record, started from device `device_id`.
+    pub fn with_device_id(self, device_id: Option<String>) -> Self {
+        Self { device_id, ..self }
     }
 }
 
@@ -184,6 +236,8 @@ pub enum Rotation {
     },
     /// The token was rotated before the grace window: the whole family is now revoked.
     ReuseDetected,
+    /// The token is current but its user is disabled: nothing changed.
+    UserDisabled,
     /// Unknown, expired, or of a revoked family.
     Invalid,
 }
@@ -296,7 +350,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// Finds the user of `identity` in `env` (creating a non-anonymous one with uid
-    /// `new_uid`, and the env, if none) and starts a session family for it.
+    /// `new_uid`, and the env, if none) and starts a session family for it. A disabled
+    /// user is returned as it is, without a new family (the caller refuses the sign-in).
     async fn sign_in_identity(
         &self,
         env: &str,
@@ -378,6 +433,31 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes every user, session and provider token (envs stay).
     async fn reset(&self) -> Result<(), StoreError>;
+
+    /// A page of users ([`UserQuery`]), each with its identities; every lookup is an
+    /// index range, so a page costs the same at any depth and store size.
+    async fn search_users(&self, query: &UserQuery) -> Result<Vec<UserRecord>, StoreError>;
+
+    /// User `uid` with its live sessions (as of `now`), or `None` when there is no such
+    /// user.
+    async fn user_detail(
+        &self,
+        uid: &str,
+        now: i64,
+    ) -> Result<Option<(UserRecord, Vec<SessionRecord>)>, StoreError>;
+
+    /// Disables (keeping the first disable time) or enables user `uid`; the updated
+    /// user, or `None` when there is no such user.
+    async fn set_disabled(
+        &self,
+        uid: &str,
+        disabled: bool,
+        now: i64,
+    ) -> Result<Option<UserRecord>, StoreError>;
+
+    /// Revokes every session family of user `uid`; how many were not revoked yet, or
+    /// `None` when there is no such user.
+    async fn revoke_user_sessions(&self, uid: &str, now: i64) -> Result<Option<u64>, StoreError>;
 
     /// Deletes expired refresh and provider tokens; returns how many.
     async fn purge_expired(&self, now: i64) -> Result<u64, StoreError>;

@@ -32,14 +32,14 @@
 //! handed out) and opens new ones once the database is back.
 
 use super::{
-    BindOutcome, CodeRedemption, Identity, NewFamily, ProviderGrant, Rotation, SharedCodes, Store,
-    StoreError, StoredKey, Successor, UserRecord, WeChatCode,
+    BindOutcome, CodeRedemption, Identity, NewFamily, ProviderGrant, Rotation, SessionRecord,
+    SharedCodes, Store, StoreError, StoredKey, Successor, UserQuery, UserRecord, WeChatCode,
 };
 use crate::config::DatabaseUrl;
 use crate::secrets::Hash;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{ConnectOptions as _, PgConnection, Postgres, Row as _, Transaction};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 /// Connections each instance keeps at most.
@@ -135,7 +135,7 @@ async fn commit(tx: Transaction<'static, Postgres>) -> Result<(), StoreError> {
 /// The columns [`user_row`] reads, in its order.
 macro_rules! user_columns {
     () => {
-        "uid, env, anonymous, created_at, updated_at, name, picture"
+        "uid, env, anonymous, created_at, updated_at, name, picture, disabled_at, last_sign_in_at"
     };
 }
 
@@ -149,6 +149,8 @@ fn user_row(row: &PgRow) -> Result<UserRecord, sqlx::Error> {
         identities: Vec::new(),
         name: row.try_get(5)?,
         picture: row.try_get(6)?,
+        disabled_at: row.try_get(7)?,
+        last_sign_in_at: row.try_get(8)?,
     })
 }
 
@@ -204,15 +206,22 @@ async fn insert_env(conn: &mut PgConnection, env: &str, now: i64) -> Result<(), 
     Ok(())
 }
 
-async fn insert_user(conn: &mut PgConnection, user: &UserRecord) -> Result<(), StoreError> {
+/// Inserts a user signing in for the first time (at `now`).
+async fn insert_user(
+    conn: &mut PgConnection,
+    user: &UserRecord,
+    now: i64,
+) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO users (uid, env, anonymous, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO users (uid, env, anonymous, created_at, updated_at, last_sign_in_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&user.uid)
     .bind(&user.env)
     .bind(user.anonymous)
     .bind(user.created_at)
     .bind(user.updated_at)
+    .bind(now)
     .execute(conn)
     .await
     .map_err(store_error)?;
@@ -246,14 +255,17 @@ async fn insert_family(
     family: &NewFamily,
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO families (id, uid, env, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(&family.id)
-        .bind(uid)
-        .bind(env)
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map_err(store_error)?;
+    sqlx::query(
+        "INSERT INTO families (id, uid, env, created_at, device_id) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&family.id)
+    .bind(uid)
+    .bind(env)
+    .bind(now)
+    .bind(&family.device_id)
+    .execute(&mut *conn)
+    .await
+    .map_err(store_error)?;
     insert_refresh(
         conn,
         &family.refresh_hash,
@@ -320,8 +332,9 @@ async fn rotate(
     // here and then reads this one's outcome.
     let Some(row) = sqlx::query(
         "SELECT rt.family, rt.expires_at, rt.rotated_at, rt.successor_hash, rt.successor_sealed,
-                f.uid, f.revoked_at
+                f.uid, f.revoked_at, u.disabled_at
          FROM refresh_tokens rt JOIN families f ON f.id = rt.family
+           JOIN users u ON u.uid = f.uid
          WHERE rt.hash = $1 AND f.env = $2
          FOR UPDATE OF rt, f",
     )
@@ -341,11 +354,13 @@ async fn rotate(
     let successor_sealed: Option<Vec<u8>> = row.try_get(4).map_err(get)?;
     let uid: String = row.try_get(5).map_err(get)?;
     let revoked_at: Option<i64> = row.try_get(6).map_err(get)?;
+    let disabled_at: Option<i64> = row.try_get(7).map_err(get)?;
     if revoked_at.is_some() {
         return Ok(Rotation::Invalid);
     }
     match rotated_at {
         None if expires_at <= now => Ok(Rotation::Invalid),
+        None if disabled_at.is_some() => Ok(Rotation::UserDisabled),
         None => {
             sqlx::query(
                 "UPDATE refresh_tokens SET rotated_at = $1, successor_hash = $2, successor_sealed = $3
@@ -359,9 +374,16 @@ async fn rotate(
             .await
             .map_err(store_error)?;
             insert_refresh(conn, &successor.hash, &family, now, successor.expires_at).await?;
+            sqlx::query("UPDATE families SET last_used_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(&family)
+                .execute(&mut *conn)
+                .await
+                .map_err(store_error)?;
             let user = must_load_user(conn, &uid).await?;
             Ok(Rotation::Rotated { family, user })
         }
+        Some(_) if disabled_at.is_some() => Ok(Rotation::UserDisabled),
         Some(at) if now.saturating_sub(at) < grace_secs => {
             let (Some(successor_hash), Some(successor_sealed)) = (successor_hash, successor_sealed)
             else {
@@ -445,11 +467,13 @@ async fn import(conn: &mut PgConnection, users: &[UserRecord], now: i64) -> Resu
     for user in users {
         insert_env(conn, &user.env, now).await?;
         sqlx::query(
-            "INSERT INTO users (uid, env, anonymous, created_at, updated_at, name, picture)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+            "INSERT INTO users (uid, env, anonymous, created_at, updated_at, name, picture,
+               disabled_at, last_sign_in_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (uid) DO UPDATE SET env = excluded.env, anonymous = excluded.anonymous,
                created_at = excluded.created_at, updated_at = excluded.updated_at,
-               name = excluded.name, picture = excluded.picture",
+               name = excluded.name, picture = excluded.picture,
+               disabled_at = excluded.disabled_at, last_sign_in_at = excluded.last_sign_in_at",
         )
         .bind(&user.uid)
         .bind(&user.env)
@@ -458,6 +482,8 @@ async fn import(conn: &mut PgConnection, users: &[UserRecord], now: i64) -> Resu
         .bind(user.updated_at)
         .bind(&user.name)
         .bind(&user.picture)
+        .bind(user.disabled_at)
+        .bind(user.last_sign_in_at)
         .execute(&mut *conn)
         .await
         .map_err(store_error)?;
@@ -527,7 +553,7 @@ impl Store for PgStore {
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         insert_env(&mut tx, &user.env, now).await?;
-        insert_user(&mut tx, user).await?;
+        insert_user(&mut tx, user, now).await?;
         insert_family(&mut tx, &user.uid, &user.env, family, now).await?;
         commit(tx).await
     }
@@ -542,14 +568,31 @@ impl Store for PgStore {
     ) -> Result<UserRecord, StoreError> {
         let mut tx = self.begin().await?;
         let uid = match identity_owner(&mut tx, env, identity).await? {
-            Some(uid) => uid,
+            Some(uid) => {
+                // Locked: a concurrent disable commits before or after this sign-in.
+                let disabled: Option<Option<i64>> =
+                    sqlx::query_scalar("SELECT disabled_at FROM users WHERE uid = $1 FOR UPDATE")
+                        .bind(&uid)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(store_error)?;
+                if disabled.flatten().is_some() {
+                    let user = must_load_user(&mut tx, &uid).await?;
+                    commit(tx).await?;
+                    return Ok(user);
+                }
+                sqlx::query("UPDATE users SET last_sign_in_at = $1 WHERE uid = $2")
+                    .bind(now)
+                    .bind(&uid)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_error)?;
+                uid
+            }
             None => {
                 insert_env(&mut tx, env, now).await?;
-                insert_user(
-                    &mut tx,
-                    &UserRecord::new(new_uid.to_owned(), env.to_owned(), false, now),
-                )
-                .await?;
+                let user = UserRecord::new(new_uid.to_owned(), env.to_owned(), false, now);
+                insert_user(&mut tx, &user, now).await?;
                 new_uid.to_owned()
             }
         };
@@ -810,6 +853,160 @@ impl Store for PgStore {
         }
         commit(tx).await?;
         Ok(purged)
+    }
+
+    async fn search_users(&self, query: &UserQuery) -> Result<Vec<UserRecord>, StoreError> {
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        // Every uid is greater than the empty string (byte order: COLLATE "C").
+        let after = query.after.as_deref().unwrap_or("");
+        let mut conn = self.pool.acquire().await.map_err(store_error)?;
+        let mut uids: BTreeSet<String> = BTreeSet::new();
+        match query.text.as_deref() {
+            None => uids.extend(
+                sqlx::query_scalar::<_, String>(
+                    "SELECT uid FROM users WHERE uid > $1 ORDER BY uid LIMIT $2",
+                )
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(store_error)?,
+            ),
+            Some(text) => {
+                // Every string starting with `text` sorts below `text` + the last code
+                // point in byte order.
+                let end = format!("{text}\u{10FFFF}");
+                uids.extend(
+                    sqlx::query_scalar::<_, String>(
+                        "SELECT uid FROM users WHERE uid > $1 AND uid >= $2 AND uid < $3
+                         ORDER BY uid LIMIT $4",
+                    )
+                    .bind(after)
+                    .bind(text)
+                    .bind(&end)
+                    .bind(limit)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(store_error)?,
+                );
+                uids.extend(
+                    sqlx::query_scalar::<_, String>(
+                        "SELECT DISTINCT uid FROM identities WHERE openid = $1 AND uid > $2
+                         ORDER BY uid LIMIT $3",
+                    )
+                    .bind(text)
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(store_error)?,
+                );
+                uids.extend(
+                    sqlx::query_scalar::<_, String>(
+                        "SELECT uid FROM users WHERE name = $1 AND uid > $2 ORDER BY uid LIMIT $3",
+                    )
+                    .bind(text)
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(store_error)?,
+                );
+            }
+        }
+        let mut users = Vec::with_capacity(query.limit.min(uids.len()));
+        for uid in uids.iter().take(query.limit) {
+            if let Some(user) = load_user(&mut conn, uid).await? {
+                users.push(user);
+            }
+        }
+        Ok(users)
+    }
+
+    async fn user_detail(
+        &self,
+        uid: &str,
+        now: i64,
+    ) -> Result<Option<(UserRecord, Vec<SessionRecord>)>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(store_error)?;
+        let Some(user) = load_user(&mut conn, uid).await? else {
+            return Ok(None);
+        };
+        let rows = sqlx::query(
+            "SELECT f.id, f.device_id, f.created_at, f.last_used_at FROM families f
+             WHERE f.uid = $1 AND f.revoked_at IS NULL AND EXISTS (
+               SELECT 1 FROM refresh_tokens rt
+               WHERE rt.family = f.id AND rt.rotated_at IS NULL AND rt.expires_at > $2)
+             ORDER BY f.created_at, f.id",
+        )
+        .bind(uid)
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(store_error)?;
+        let sessions = rows
+            .iter()
+            .map(|row| {
+                Ok(SessionRecord {
+                    id: row.try_get(0)?,
+                    device_id: row.try_get(1)?,
+                    created_at: row.try_get(2)?,
+                    last_used_at: row.try_get(3)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(store_error)?;
+        Ok(Some((user, sessions)))
+    }
+
+    async fn set_disabled(
+        &self,
+        uid: &str,
+        disabled: bool,
+        now: i64,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let mut tx = self.begin().await?;
+        let changed = sqlx::query(
+            "UPDATE users SET updated_at = $1,
+               disabled_at = CASE WHEN $2 THEN COALESCE(disabled_at, $1) ELSE NULL END
+             WHERE uid = $3",
+        )
+        .bind(now)
+        .bind(disabled)
+        .bind(uid)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        if changed.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let user = load_user(&mut tx, uid).await?;
+        commit(tx).await?;
+        Ok(user)
+    }
+
+    async fn revoke_user_sessions(&self, uid: &str, now: i64) -> Result<Option<u64>, StoreError> {
+        let mut tx = self.begin().await?;
+        let exists = sqlx::query("SELECT 1 FROM users WHERE uid = $1 FOR UPDATE")
+            .bind(uid)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(store_error)?
+            .is_some();
+        if !exists {
+            return Ok(None);
+        }
+        let revoked = sqlx::query(
+            "UPDATE families SET revoked_at = $1 WHERE uid = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(uid)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?
+        .rows_affected();
+        commit(tx).await?;
+        Ok(Some(revoked))
     }
 
     async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {

@@ -20,14 +20,14 @@
 
 use super::writer::{Failure, Writer};
 use super::{
-    BindOutcome, Identity, NewFamily, ProviderGrant, Rotation, Store, StoreError, StoredKey,
-    Successor, UserRecord,
+    BindOutcome, Identity, NewFamily, ProviderGrant, Rotation, SessionRecord, Store, StoreError,
+    StoredKey, Successor, UserQuery, UserRecord,
 };
 use crate::secrets::Hash;
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions as _, Connection as _};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -257,7 +257,7 @@ impl SqliteStore {
 /// compile time (no string built per request on the `user/me` path).
 macro_rules! user_columns {
     () => {
-        "uid, env, anonymous, created_at, updated_at, name, picture"
+        "uid, env, anonymous, created_at, updated_at, name, picture, disabled_at, last_sign_in_at"
     };
 }
 
@@ -272,6 +272,8 @@ fn user_row(row: &rusqlite::Row<'_>) -> Result<UserRecord, rusqlite::Error> {
         identities: Vec::new(),
         name: row.get(5)?,
         picture: row.get(6)?,
+        disabled_at: row.get(7)?,
+        last_sign_in_at: row.get(8)?,
     })
 }
 
@@ -312,16 +314,19 @@ fn insert_env(conn: &Connection, env: &str, now: i64) -> Result<(), rusqlite::Er
     Ok(())
 }
 
-fn insert_user(conn: &Connection, user: &UserRecord) -> Result<(), rusqlite::Error> {
+/// Inserts a user signing in for the first time (at `now`).
+fn insert_user(conn: &Connection, user: &UserRecord, now: i64) -> Result<(), rusqlite::Error> {
     conn.prepare_cached(
-        "INSERT INTO users (uid, env, anonymous, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO users (uid, env, anonymous, created_at, updated_at, last_sign_in_at)
+         VALUES (?, ?, ?, ?, ?, ?)",
     )?
     .execute(params![
         user.uid,
         user.env,
         user.anonymous,
         user.created_at,
-        user.updated_at
+        user.updated_at,
+        now
     ])?;
     Ok(())
 }
@@ -333,8 +338,10 @@ fn insert_family(
     family: &NewFamily,
     now: i64,
 ) -> Result<(), rusqlite::Error> {
-    conn.prepare_cached("INSERT INTO families (id, uid, env, created_at) VALUES (?, ?, ?, ?)")?
-        .execute(params![family.id, uid, env, now])?;
+    conn.prepare_cached(
+        "INSERT INTO families (id, uid, env, created_at, device_id) VALUES (?, ?, ?, ?, ?)",
+    )?
+    .execute(params![family.id, uid, env, now, family.device_id])?;
     insert_refresh(
         conn,
         &family.refresh_hash,
@@ -407,6 +414,7 @@ struct RefreshRow {
     successor_sealed: Option<Vec<u8>>,
     uid: String,
     revoked_at: Option<i64>,
+    disabled_at: Option<i64>,
 }
 
 /// The body of [`Store::rotate_refresh`], inside the writer's transaction.
@@ -421,8 +429,9 @@ fn rotate(
     let Some(row) = conn
         .prepare_cached(
             "SELECT rt.family, rt.expires_at, rt.rotated_at, rt.successor_hash, rt.successor_sealed,
-                    f.uid, f.revoked_at
+                    f.uid, f.revoked_at, u.disabled_at
              FROM refresh_tokens rt JOIN families f ON f.id = rt.family
+               JOIN users u ON u.uid = f.uid
              WHERE rt.hash = ? AND f.env = ?",
         )?
         .query_row(params![&hash[..], env], |row| {
@@ -434,6 +443,7 @@ fn rotate(
                 successor_sealed: row.get(4)?,
                 uid: row.get(5)?,
                 revoked_at: row.get(6)?,
+                disabled_at: row.get(7)?,
             })
         })
         .optional()?
@@ -445,6 +455,7 @@ fn rotate(
     }
     match row.rotated_at {
         None if row.expires_at <= now => Ok(Rotation::Invalid),
+        None if row.disabled_at.is_some() => Ok(Rotation::UserDisabled),
         None => {
             conn.prepare_cached(
                 "UPDATE refresh_tokens SET rotated_at = ?, successor_hash = ?, successor_sealed = ?
@@ -463,12 +474,15 @@ fn rotate(
                 now,
                 successor.expires_at,
             )?;
+            conn.prepare_cached("UPDATE families SET last_used_at = ? WHERE id = ?")?
+                .execute(params![now, row.family])?;
             let user = load_user(conn, &row.uid)?.ok_or_else(|| missing_user(&row.uid))?;
             Ok(Rotation::Rotated {
                 family: row.family,
                 user,
             })
         }
+        Some(_) if row.disabled_at.is_some() => Ok(Rotation::UserDisabled),
         Some(at) if now.saturating_sub(at) < grace_secs => {
             let (Some(successor_hash), Some(successor_sealed)) =
                 (row.successor_hash, row.successor_sealed)
@@ -550,11 +564,13 @@ fn import(conn: &Connection, users: &[UserRecord], now: i64) -> Result<(), Failu
     for user in users {
         insert_env(conn, &user.env, now)?;
         conn.prepare_cached(
-            "INSERT INTO users (uid, env, anonymous, created_at, updated_at, name, picture)
-             VALUES (?, ?, ?, ?, ?, ?, ?)
+            "INSERT INTO users (uid, env, anonymous, created_at, updated_at, name, picture,
+               disabled_at, last_sign_in_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (uid) DO UPDATE SET env = excluded.env, anonymous = excluded.anonymous,
                created_at = excluded.created_at, updated_at = excluded.updated_at,
-               name = excluded.name, picture = excluded.picture",
+               name = excluded.name, picture = excluded.picture,
+               disabled_at = excluded.disabled_at, last_sign_in_at = excluded.last_sign_in_at",
         )?
         .execute(params![
             user.uid,
@@ -563,7 +579,9 @@ fn import(conn: &Connection, users: &[UserRecord], now: i64) -> Result<(), Failu
             user.created_at,
             user.updated_at,
             user.name,
-            user.picture
+            user.picture,
+            user.disabled_at,
+            user.last_sign_in_at
         ])?;
         for identity in &user.identities {
             if let Some(owner) = identity_owner(conn, &user.env, identity)?
@@ -619,6 +637,88 @@ fn all_users(conn: &Connection) -> Result<Vec<UserRecord>, rusqlite::Error> {
     Ok(users)
 }
 
+/// Keyset lookups of [`Store::search_users`]: each reads one index range from the uid
+/// after the previous page, so a page costs the same at any depth.
+const PAGE_ALL: &str = "SELECT uid FROM users WHERE uid > ? ORDER BY uid LIMIT ?";
+const PAGE_UID_PREFIX: &str =
+    "SELECT uid FROM users WHERE uid > ? AND uid >= ? AND uid < ? ORDER BY uid LIMIT ?";
+const PAGE_OPENID: &str =
+    "SELECT DISTINCT uid FROM identities WHERE openid = ? AND uid > ? ORDER BY uid LIMIT ?";
+const PAGE_NAME: &str = "SELECT uid FROM users WHERE name = ? AND uid > ? ORDER BY uid LIMIT ?";
+
+/// The body of [`Store::search_users`] on one read connection.
+fn search(conn: &Connection, query: &UserQuery) -> Result<Vec<UserRecord>, rusqlite::Error> {
+    let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+    // Every uid is greater than the empty string.
+    let after = query.after.as_deref().unwrap_or("");
+    let column = |row: &rusqlite::Row<'_>| row.get::<_, String>(0);
+    let mut uids = BTreeSet::new();
+    match query.text.as_deref() {
+        None => {
+            for uid in conn
+                .prepare_cached(PAGE_ALL)?
+                .query_map(params![after, limit], column)?
+            {
+                uids.insert(uid?);
+            }
+        }
+        Some(text) => {
+            // Every string starting with `text` sorts below `text` + the last code point
+            // (SQLite compares UTF-8 bytes, which is code point order).
+            let end = format!("{text}\u{10FFFF}");
+            for uid in conn
+                .prepare_cached(PAGE_UID_PREFIX)?
+                .query_map(params![after, text, end, limit], column)?
+            {
+                uids.insert(uid?);
+            }
+            for uid in conn
+                .prepare_cached(PAGE_OPENID)?
+                .query_map(params![text, after, limit], column)?
+            {
+                uids.insert(uid?);
+            }
+            for uid in conn
+                .prepare_cached(PAGE_NAME)?
+                .query_map(params![text, after, limit], column)?
+            {
+                uids.insert(uid?);
+            }
+        }
+    }
+    let mut users = Vec::with_capacity(query.limit.min(uids.len()));
+    for uid in uids.iter().take(query.limit) {
+        if let Some(user) = load_user(conn, uid)? {
+            users.push(user);
+        }
+    }
+    Ok(users)
+}
+
+/// The live sessions of `uid` at `now`, oldest first.
+fn live_sessions(
+    conn: &Connection,
+    uid: &str,
+    now: i64,
+) -> Result<Vec<SessionRecord>, rusqlite::Error> {
+    let mut statement = conn.prepare_cached(
+        "SELECT f.id, f.device_id, f.created_at, f.last_used_at FROM families f
+         WHERE f.uid = ? AND f.revoked_at IS NULL AND EXISTS (
+           SELECT 1 FROM refresh_tokens rt
+           WHERE rt.family = f.id AND rt.rotated_at IS NULL AND rt.expires_at > ?)
+         ORDER BY f.created_at, f.id",
+    )?;
+    let rows = statement.query_map(params![uid, now], |row| {
+        Ok(SessionRecord {
+            id: row.get(0)?,
+            device_id: row.get(1)?,
+            created_at: row.get(2)?,
+            last_used_at: row.get(3)?,
+        })
+    })?;
+    rows.collect()
+}
+
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     async fn ensure_env(&self, env: &str, now: i64) -> Result<(), StoreError> {
@@ -659,7 +759,7 @@ impl Store for SqliteStore {
         self.writer
             .write(move |conn| {
                 insert_env(conn, &user.env, now)?;
-                insert_user(conn, &user)?;
+                insert_user(conn, &user, now)?;
                 insert_family(conn, &user.uid, &user.env, &family, now)
             })
             .await
@@ -682,11 +782,19 @@ impl Store for SqliteStore {
         self.writer
             .write_store(move |conn| {
                 let uid = match identity_owner(conn, &env, &identity)? {
-                    Some(uid) => uid,
+                    Some(uid) => {
+                        let user = load_user(conn, &uid)?.ok_or_else(|| missing_user(&uid))?;
+                        if user.disabled_at.is_some() {
+                            return Ok(user);
+                        }
+                        conn.prepare_cached("UPDATE users SET last_sign_in_at = ? WHERE uid = ?")?
+                            .execute(params![now, uid])?;
+                        uid
+                    }
                     None => {
                         let user = UserRecord::new(new_uid.clone(), env.clone(), false, now);
                         insert_env(conn, &env, now)?;
-                        insert_user(conn, &user)?;
+                        insert_user(conn, &user, now)?;
                         new_uid
                     }
                 };
@@ -884,6 +992,67 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn search_users(&self, query: &UserQuery) -> Result<Vec<UserRecord>, StoreError> {
+        self.readers.with(|conn| search(conn, query))
+    }
+
+    async fn user_detail(
+        &self,
+        uid: &str,
+        now: i64,
+    ) -> Result<Option<(UserRecord, Vec<SessionRecord>)>, StoreError> {
+        self.readers.with(|conn| {
+            let Some(user) = load_user(conn, uid)? else {
+                return Ok(None);
+            };
+            Ok(Some((user, live_sessions(conn, uid, now)?)))
+        })
+    }
+
+    async fn set_disabled(
+        &self,
+        uid: &str,
+        disabled: bool,
+        now: i64,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let uid = uid.to_owned();
+        self.writer
+            .write(move |conn| {
+                let changed = conn
+                    .prepare_cached(
+                        "UPDATE users SET updated_at = ?,
+                           disabled_at = CASE WHEN ? THEN COALESCE(disabled_at, ?) ELSE NULL END
+                         WHERE uid = ?",
+                    )?
+                    .execute(params![now, disabled, now, uid])?;
+                if changed == 0 {
+                    return Ok(None);
+                }
+                load_user(conn, &uid)
+            })
+            .await
+    }
+
+    async fn revoke_user_sessions(&self, uid: &str, now: i64) -> Result<Option<u64>, StoreError> {
+        let uid = uid.to_owned();
+        self.writer
+            .write(move |conn| {
+                let exists = conn
+                    .prepare_cached("SELECT 1 FROM users WHERE uid = ?")?
+                    .exists([&uid])?;
+                if !exists {
+                    return Ok(None);
+                }
+                let revoked = conn
+                    .prepare_cached(
+                        "UPDATE families SET revoked_at = ? WHERE uid = ? AND revoked_at IS NULL",
+                    )?
+                    .execute(params![now, uid])?;
+                Ok(Some(u64::try_from(revoked).unwrap_or(u64::MAX)))
+            })
+            .await
+    }
+
     async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
         self.writer
             .write(move |conn| {
@@ -975,6 +1144,37 @@ mod tests {
             .readers
             .with(|conn| conn.query_row(sql, [], |row| row.get(0)))
             .unwrap()
+    }
+
+    /// Every statement of a console page reads one index range: SQLite's plan for each
+    /// is a `SEARCH` with a bound, never a `SCAN` of a table or a sort of its rows.
+    #[tokio::test]
+    async fn console_pages_are_index_searches() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        for sql in [PAGE_ALL, PAGE_UID_PREFIX, PAGE_OPENID, PAGE_NAME] {
+            let plan: Vec<String> = store
+                .readers
+                .with(|conn| {
+                    let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                    // The plan does not depend on the values bound.
+                    let values = vec![rusqlite::types::Value::Null; statement.parameter_count()];
+                    let rows = statement.query_map(rusqlite::params_from_iter(values), |row| {
+                        row.get::<_, String>(3)
+                    })?;
+                    rows.collect()
+                })
+                .unwrap();
+            assert!(
+                plan.iter().all(|step| step.starts_with("SEARCH ")),
+                "{sql}: {plan:?}"
+            );
+            assert!(
+                plan.iter().any(|step| step.contains('>')),
+                "{sql}: {plan:?}"
+            );
+        }
+        store.close().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,19 +3,35 @@
 //! checks and error codes. Codes live in memory: a restart forgets them, as a real
 //! code would have expired by then anyway. When several servers share a PostgreSQL
 //! store, codes live there instead ([`SharedCodes`]), so a code minted through one
-//! instance is redeemed once, on any of them. The minute quota stays per instance.
+//! instance is redeemed once, on any of them. The minute quota and the console's list
+//! of recent exchanges stay per instance.
 
 use super::{Code2Session, GRANT_TYPE, WxError, WxUser, errcode, is_valid_wx_id};
 use crate::config::{WeChatApps, is_valid_appid};
 use crate::secrets::{b64url, hash_token, random_bytes};
 use crate::store::{CodeRedemption, SharedCodes, StoreError, WeChatCode};
 use cloudbase_auth_server_api::Fault;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Most codes held at once (unused and used ones until they expire).
 const CODES_MAX: usize = 100_000;
+/// How many recent `code2Session` exchanges are kept for the console.
+pub(crate) const EXCHANGES_MAX: usize = 100;
+
+/// One `code2Session` exchange, as the console lists it (never the code itself).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct ExchangeRecord {
+    /// Unix seconds.
+    pub(crate) at: i64,
+    /// The Mini Program.
+    pub(crate) appid: String,
+    /// The openid the code was minted for (`None`: no such code).
+    pub(crate) openid: Option<String>,
+    /// WeChat's `errcode`: 0 when the exchange succeeded.
+    pub(crate) errcode: i64,
+}
 
 #[derive(Debug)]
 struct Code {
@@ -26,13 +42,6 @@ struct Code {
     fault: Option<i64>,
     issued: Instant,
     used: bool,
-}
-
-/// Unix time in milliseconds (a shared store's code expiry).
-fn unix_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The WeChat error a [`Fault`] makes its code's exchange answer.
@@ -48,6 +57,8 @@ struct State {
     codes: HashMap<String, Code>,
     /// appid → (minute index, calls in that minute).
     quota: HashMap<String, (u64, u32)>,
+    /// The most recent exchanges, oldest first (at most [`EXCHANGES_MAX`]).
+    exchanges: VecDeque<ExchangeRecord>,
 }
 
 /// Why a code could not be minted.
@@ -93,6 +104,13 @@ impl std::fmt::Debug for WeChatEmulator {
             .field("shared", &self.shared.is_some())
             .finish_non_exhaustive()
     }
+}
+
+/// Unix time in milliseconds (a shared store's code expiry).
+fn unix_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl WeChatEmulator {
@@ -191,6 +209,12 @@ impl WeChatEmulator {
         let mut state = self.lock();
         state.codes.clear();
         state.quota.clear();
+        state.exchanges.clear();
+    }
+
+    /// The most recent exchanges, newest first.
+    pub(crate) fn recent_exchanges(&self) -> Vec<ExchangeRecord> {
+        self.lock().exchanges.iter().rev().cloned().collect()
     }
 
     /// Counts one call against the appid's minute quota.
@@ -210,36 +234,51 @@ impl WeChatEmulator {
         Ok(())
     }
 
-    /// Redeems `code` of `appid`, wherever codes live; a shared store that cannot be
-    /// reached is WeChat being busy.
+    /// Redeems `code` of `appid`, wherever codes live (a shared store that cannot be
+    /// reached is WeChat being busy), and records the exchange.
     async fn redeem(&self, appid: &str, code: &str) -> Result<WxUser, i64> {
         let Some(shared) = &self.shared else {
-            return self.redeem_local(appid, code);
+            let mut state = self.lock();
+            let result = self.redeem_locked(&mut state, appid, code);
+            let openid = match &result {
+                Ok(user) => Some(user.openid.clone()),
+                Err(_) => state.codes.get(code).map(|c| c.openid.clone()),
+            };
+            record_exchange(&mut state, appid, openid, &result);
+            return result;
         };
-        self.charge(&mut self.lock(), appid)?;
-        let redeemed = shared
-            .redeem_wechat_code(&hash_token(code), appid, unix_now_ms())
-            .await
-            .map_err(|e| {
-                tracing::warn!(error = %e, "redeeming an emulated login code failed");
-                errcode::BUSY
-            })?;
-        match redeemed {
-            CodeRedemption::Redeemed(entry) => match entry.fault {
-                Some(code) => Err(code),
-                None => Ok(WxUser {
-                    openid: entry.openid,
-                    unionid: entry.unionid,
-                }),
+        let charged = self.charge(&mut self.lock(), appid);
+        let (result, openid) = match charged {
+            Err(e) => (Err(e), None),
+            Ok(()) => match shared
+                .redeem_wechat_code(&hash_token(code), appid, unix_now_ms())
+                .await
+            {
+                Ok(CodeRedemption::Redeemed(entry)) => {
+                    let openid = Some(entry.openid.clone());
+                    let result = match entry.fault {
+                        Some(code) => Err(code),
+                        None => Ok(WxUser {
+                            openid: entry.openid,
+                            unionid: entry.unionid,
+                        }),
+                    };
+                    (result, openid)
+                }
+                Ok(CodeRedemption::Used) => (Err(errcode::CODE_USED), None),
+                Ok(_) => (Err(errcode::INVALID_CODE), None),
+                Err(e) => {
+                    tracing::warn!(error = %e, "redeeming an emulated login code failed");
+                    (Err(errcode::BUSY), None)
+                }
             },
-            CodeRedemption::Used => Err(errcode::CODE_USED),
-            _ => Err(errcode::INVALID_CODE),
-        }
+        };
+        record_exchange(&mut self.lock(), appid, openid, &result);
+        result
     }
 
-    fn redeem_local(&self, appid: &str, code: &str) -> Result<WxUser, i64> {
-        let mut state = self.lock();
-        self.charge(&mut state, appid)?;
+    fn redeem_locked(&self, state: &mut State, appid: &str, code: &str) -> Result<WxUser, i64> {
+        self.charge(state, appid)?;
         let Some(entry) = state.codes.get_mut(code) else {
             return Err(errcode::INVALID_CODE);
         };
@@ -287,6 +326,25 @@ impl WeChatEmulator {
         let user = self.redeem(appid, code).await?;
         Ok(Exchanged { user })
     }
+}
+
+/// Appends an exchange to the console's list (the oldest goes beyond
+/// [`EXCHANGES_MAX`]).
+fn record_exchange(
+    state: &mut State,
+    appid: &str,
+    openid: Option<String>,
+    result: &Result<WxUser, i64>,
+) {
+    if state.exchanges.len() >= EXCHANGES_MAX {
+        state.exchanges.pop_front();
+    }
+    state.exchanges.push_back(ExchangeRecord {
+        at: crate::state::unix_now(),
+        appid: appid.to_owned(),
+        openid,
+        errcode: result.as_ref().err().copied().unwrap_or(0),
+    });
 }
 
 /// The in-process exchange skips the secret (the server is its own WeChat).

@@ -338,6 +338,8 @@ fn decode_reply_success_and_errors() {
     for (status, name, kind) in [
         (400, "invalid_argument", ServerErrorKind::InvalidArgument),
         (403, "permission_denied", ServerErrorKind::PermissionDenied),
+        // A disabled account, by the status this server sends it with.
+        (403, "user_blocked", ServerErrorKind::PermissionDenied),
         (404, "not_found", ServerErrorKind::NotFound),
         (409, "already_exists", ServerErrorKind::Conflict),
         (400, "failed_precondition", ServerErrorKind::Conflict),
