@@ -14,7 +14,7 @@
 //! **Atomicity across instances.** Each decision is one transaction whose rows are
 //! locked or compared-and-set, so concurrent requests on different instances serialize
 //! in the database exactly as they do in the SQLite writer thread:
-//! * rotation locks the presented token's row and its family's (`FOR UPDATE OF rt, f`):
+//! * rotation locks the presented token's row and its family's (`FOR NO KEY UPDATE OF rt, f`):
 //!   the second of two concurrent rotations waits, then sees the first one's successor
 //!   (and replays it within the grace window) or revokes the family after it;
 //! * provider tokens are taken with `DELETE … RETURNING` (one of two concurrent deletes
@@ -23,6 +23,11 @@
 //! * an identity is inserted with `ON CONFLICT … DO UPDATE … WHERE uid = excluded.uid`,
 //!   which returns no row when another user owns it (a concurrent sign-in or bind that
 //!   committed first), and binds lock the user's row.
+//!
+//! Rows are locked `FOR NO KEY UPDATE`, never `FOR UPDATE`: the foreign-key checks of
+//! inserts (a new family of the user, a successor token of the family) take `KEY SHARE`
+//! locks, which `FOR UPDATE` would block, deadlocking a sign-in that holds an identity's
+//! row against one that holds its user's.
 //!
 //! **Durability.** Every connection runs with `synchronous_commit = on`: a commit
 //! returns once its WAL record is flushed, before the handler answers.
@@ -336,7 +341,7 @@ async fn rotate(
          FROM refresh_tokens rt JOIN families f ON f.id = rt.family
            JOIN users u ON u.uid = f.uid
          WHERE rt.hash = $1 AND f.env = $2
-         FOR UPDATE OF rt, f",
+         FOR NO KEY UPDATE OF rt, f",
     )
     .bind(&hash[..])
     .bind(env)
@@ -418,7 +423,7 @@ async fn bind(
     now: i64,
 ) -> Result<BindOutcome, StoreError> {
     // The user's row lock serializes binds of one user (one openid per Mini Program).
-    let exists = sqlx::query("SELECT 1 FROM users WHERE uid = $1 FOR UPDATE")
+    let exists = sqlx::query("SELECT 1 FROM users WHERE uid = $1 FOR NO KEY UPDATE")
         .bind(uid)
         .fetch_optional(&mut *conn)
         .await
@@ -457,38 +462,29 @@ async fn bind(
     Ok(BindOutcome::Bound)
 }
 
-/// The body of [`Store::import_users`], inside its transaction.
+/// Rows per statement of an import (each column is one array parameter).
+const IMPORT_CHUNK: usize = 2_000;
+
+/// The body of [`Store::import_users`], inside its transaction: the document's own
+/// conflicts are found first, then users and identities are written a chunk of rows per
+/// statement (`UNNEST` of one array per column), each identity chunk checked against
+/// the identities in the database before it is written.
 async fn import(conn: &mut PgConnection, users: &[UserRecord], now: i64) -> Result<(), StoreError> {
     // Two instances importing at once take turns (a transaction-scoped lock).
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('cloudbase-auth import'))")
         .execute(&mut *conn)
         .await
         .map_err(store_error)?;
+    let mut owners: HashMap<(&str, &str, &str), &str> = HashMap::new();
+    let mut linked: HashMap<(&str, &str), &str> = HashMap::new();
     for user in users {
-        insert_env(conn, &user.env, now).await?;
-        sqlx::query(
-            "INSERT INTO users (uid, env, anonymous, created_at, updated_at, name, picture,
-               disabled_at, last_sign_in_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (uid) DO UPDATE SET env = excluded.env, anonymous = excluded.anonymous,
-               created_at = excluded.created_at, updated_at = excluded.updated_at,
-               name = excluded.name, picture = excluded.picture,
-               disabled_at = excluded.disabled_at, last_sign_in_at = excluded.last_sign_in_at",
-        )
-        .bind(&user.uid)
-        .bind(&user.env)
-        .bind(user.anonymous)
-        .bind(user.created_at)
-        .bind(user.updated_at)
-        .bind(&user.name)
-        .bind(&user.picture)
-        .bind(user.disabled_at)
-        .bind(user.last_sign_in_at)
-        .execute(&mut *conn)
-        .await
-        .map_err(store_error)?;
         for identity in &user.identities {
-            if let Some(owner) = identity_owner(conn, &user.env, identity).await?
+            let key = (
+                user.env.as_str(),
+                identity.appid.as_str(),
+                identity.openid.as_str(),
+            );
+            if let Some(owner) = owners.insert(key, &user.uid)
                 && owner != user.uid
             {
                 return Err(StoreError::new(format!(
@@ -496,29 +492,125 @@ async fn import(conn: &mut PgConnection, users: &[UserRecord], now: i64) -> Resu
                     identity.openid, identity.appid, user.uid
                 )));
             }
-            let second = sqlx::query(
-                "SELECT 1 FROM identities WHERE uid = $1 AND appid = $2 AND openid <> $3",
-            )
-            .bind(&user.uid)
-            .bind(&identity.appid)
-            .bind(&identity.openid)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(store_error)?
-            .is_some();
-            if second {
+            if let Some(openid) = linked.insert((&user.uid, &identity.appid), &identity.openid)
+                && openid != identity.openid
+            {
                 return Err(StoreError::new(format!(
                     "user {} would have two openids of appid {}",
                     user.uid, identity.appid
                 )));
             }
-            if !claim_identity(conn, &user.uid, &user.env, identity, user.created_at).await? {
-                return Err(StoreError::new(format!(
-                    "openid {} of appid {} belongs to another user than {}",
-                    identity.openid, identity.appid, user.uid
-                )));
-            }
         }
+    }
+    let envs: BTreeSet<&str> = users.iter().map(|u| u.env.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO envs (id, created_at) SELECT unnest($1::text[]), $2
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(envs.into_iter().collect::<Vec<_>>())
+    .bind(now)
+    .execute(&mut *conn)
+    .await
+    .map_err(store_error)?;
+    for chunk in users.chunks(IMPORT_CHUNK) {
+        let column = |f: fn(&UserRecord) -> String| chunk.iter().map(f).collect::<Vec<_>>();
+        sqlx::query(
+            "INSERT INTO users (uid, env, anonymous, created_at, updated_at, name, picture,
+               disabled_at, last_sign_in_at)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::bool[], $4::int8[], $5::int8[],
+               $6::text[], $7::text[], $8::int8[], $9::int8[])
+             ON CONFLICT (uid) DO UPDATE SET env = excluded.env, anonymous = excluded.anonymous,
+               created_at = excluded.created_at, updated_at = excluded.updated_at,
+               name = excluded.name, picture = excluded.picture,
+               disabled_at = excluded.disabled_at, last_sign_in_at = excluded.last_sign_in_at",
+        )
+        .bind(column(|u| u.uid.clone()))
+        .bind(column(|u| u.env.clone()))
+        .bind(chunk.iter().map(|u| u.anonymous).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|u| u.created_at).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|u| u.updated_at).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|u| u.name.clone()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|u| u.picture.clone()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|u| u.disabled_at).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|u| u.last_sign_in_at).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await
+        .map_err(store_error)?;
+    }
+    let rows: Vec<(&UserRecord, &Identity)> = users
+        .iter()
+        .flat_map(|u| u.identities.iter().map(move |i| (u, i)))
+        .collect();
+    for chunk in rows.chunks(IMPORT_CHUNK) {
+        let envs: Vec<&str> = chunk.iter().map(|(u, _)| u.env.as_str()).collect();
+        let appids: Vec<&str> = chunk.iter().map(|(_, i)| i.appid.as_str()).collect();
+        let openids: Vec<&str> = chunk.iter().map(|(_, i)| i.openid.as_str()).collect();
+        let uids: Vec<&str> = chunk.iter().map(|(u, _)| u.uid.as_str()).collect();
+        let taken = sqlx::query(
+            "SELECT x.openid, x.appid, i.uid, x.uid
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) AS x(env, appid, openid, uid)
+             JOIN identities i ON i.env = x.env AND i.appid = x.appid AND i.openid = x.openid
+             WHERE i.uid <> x.uid LIMIT 1",
+        )
+        .bind(&envs)
+        .bind(&appids)
+        .bind(&openids)
+        .bind(&uids)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(store_error)?;
+        if let Some(row) = taken {
+            let text = |i: usize| row.try_get::<String, _>(i).map_err(store_error);
+            return Err(StoreError::new(format!(
+                "openid {} of appid {} belongs to user {} and to user {}",
+                text(0)?,
+                text(1)?,
+                text(2)?,
+                text(3)?
+            )));
+        }
+        let second = sqlx::query(
+            "SELECT x.uid, x.appid
+             FROM UNNEST($1::text[], $2::text[], $3::text[]) AS x(uid, appid, openid)
+             JOIN identities i ON i.uid = x.uid AND i.appid = x.appid AND i.openid <> x.openid
+             LIMIT 1",
+        )
+        .bind(&uids)
+        .bind(&appids)
+        .bind(&openids)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(store_error)?;
+        if let Some(row) = second {
+            let text = |i: usize| row.try_get::<String, _>(i).map_err(store_error);
+            return Err(StoreError::new(format!(
+                "user {} would have two openids of appid {}",
+                text(0)?,
+                text(1)?
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO identities (env, appid, openid, unionid, uid, created_at)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+               $6::int8[])
+             ON CONFLICT (env, appid, openid) DO UPDATE
+               SET unionid = COALESCE(excluded.unionid, identities.unionid)
+               WHERE identities.uid = excluded.uid",
+        )
+        .bind(&envs)
+        .bind(&appids)
+        .bind(&openids)
+        .bind(
+            chunk
+                .iter()
+                .map(|(_, i)| i.unionid.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(&uids)
+        .bind(chunk.iter().map(|(u, _)| u.created_at).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await
+        .map_err(store_error)?;
     }
     Ok(())
 }
@@ -570,12 +662,13 @@ impl Store for PgStore {
         let uid = match identity_owner(&mut tx, env, identity).await? {
             Some(uid) => {
                 // Locked: a concurrent disable commits before or after this sign-in.
-                let disabled: Option<Option<i64>> =
-                    sqlx::query_scalar("SELECT disabled_at FROM users WHERE uid = $1 FOR UPDATE")
-                        .bind(&uid)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(store_error)?;
+                let disabled: Option<Option<i64>> = sqlx::query_scalar(
+                    "SELECT disabled_at FROM users WHERE uid = $1 FOR NO KEY UPDATE",
+                )
+                .bind(&uid)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(store_error)?;
                 if disabled.flatten().is_some() {
                     let user = must_load_user(&mut tx, &uid).await?;
                     commit(tx).await?;
@@ -987,7 +1080,7 @@ impl Store for PgStore {
 
     async fn revoke_user_sessions(&self, uid: &str, now: i64) -> Result<Option<u64>, StoreError> {
         let mut tx = self.begin().await?;
-        let exists = sqlx::query("SELECT 1 FROM users WHERE uid = $1 FOR UPDATE")
+        let exists = sqlx::query("SELECT 1 FROM users WHERE uid = $1 FOR NO KEY UPDATE")
             .bind(uid)
             .fetch_optional(&mut *tx)
             .await
@@ -1133,7 +1226,7 @@ impl SharedCodes for PgStore {
         let row = sqlx::query(
             "UPDATE wechat_codes c SET used = TRUE
              FROM (SELECT hash, used FROM wechat_codes
-                   WHERE hash = $1 AND appid = $2 AND expires_at_ms > $3 FOR UPDATE) old
+                   WHERE hash = $1 AND appid = $2 AND expires_at_ms > $3 FOR NO KEY UPDATE) old
              WHERE c.hash = old.hash
              RETURNING old.used, c.appid, c.openid, c.unionid, c.fault, c.expires_at_ms",
         )
