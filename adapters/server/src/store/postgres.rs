@@ -195,6 +195,45 @@ async fn load_user(conn: &mut PgConnection, uid: &str) -> Result<Option<UserReco
     Ok(Some(user))
 }
 
+/// The users `uids` (those that exist) with their identities, in uid order: two
+/// statements for the whole page.
+async fn load_users(conn: &mut PgConnection, uids: &[&str]) -> Result<Vec<UserRecord>, StoreError> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE uid = ANY($1) ORDER BY uid"
+    ))
+    .bind(uids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(store_error)?;
+    let mut users = rows
+        .iter()
+        .map(user_row)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(store_error)?;
+    let rows = sqlx::query(
+        "SELECT uid, appid, openid, unionid FROM identities WHERE uid = ANY($1)
+         ORDER BY created_at, appid",
+    )
+    .bind(uids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(store_error)?;
+    let mut identities: HashMap<String, Vec<Identity>> = HashMap::new();
+    for row in &rows {
+        let uid: String = row.try_get(0).map_err(store_error)?;
+        identities
+            .entry(uid)
+            .or_default()
+            .push(identity_row(row, 1).map_err(store_error)?);
+    }
+    for user in &mut users {
+        user.identities = identities.remove(&user.uid).unwrap_or_default();
+    }
+    Ok(users)
+}
+
 async fn must_load_user(conn: &mut PgConnection, uid: &str) -> Result<UserRecord, StoreError> {
     load_user(conn, uid)
         .await?
@@ -1007,13 +1046,8 @@ impl Store for PgStore {
                 );
             }
         }
-        let mut users = Vec::with_capacity(query.limit.min(uids.len()));
-        for uid in uids.iter().take(query.limit) {
-            if let Some(user) = load_user(&mut conn, uid).await? {
-                users.push(user);
-            }
-        }
-        Ok(users)
+        let page: Vec<&str> = uids.iter().take(query.limit).map(String::as_str).collect();
+        load_users(&mut conn, &page).await
     }
 
     async fn user_detail(
