@@ -56,6 +56,9 @@ so_instances() {
   local n=$1 bin=$2 url=$3 data=$4 logs=$5 i addr pid
   shift 5
   for i in $(seq 1 "$n"); do
+    # Created here: the background process opens them only once it runs.
+    : >"$logs-$i.out"
+    : >"$logs-$i.err"
     setsid "$bin" serve --listen 127.0.0.1:0 --data-dir "$data" --database "$url" "$@" \
       >"$logs-$i.out" 2>"$logs-$i.err" &
     pid=$!
