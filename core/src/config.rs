@@ -104,16 +104,23 @@ pub(crate) fn checked_id<const N: usize>(
     field: &'static str,
     s: &str,
 ) -> Result<String<N>, ApiMisuse> {
-    if s.len() > N {
+    check_id(field, s, N)?;
+    Ok(String::try_from(s).unwrap_or_default())
+}
+
+/// The checks of [`checked_id`], one copy for every capacity (smaller wasm).
+#[inline(never)]
+fn check_id(field: &'static str, s: &str, max: usize) -> Result<(), ApiMisuse> {
+    if s.len() > max {
         return Err(ApiMisuse::InputTooLong {
             field,
-            max: N as u16,
+            max: max as u16,
         });
     }
     if !is_valid_id(s) {
         return Err(ApiMisuse::InputInvalid { field });
     }
-    Ok(String::try_from(s).unwrap_or_default())
+    Ok(())
 }
 
 /// Validated copy of an API path prefix: `/` followed by `[A-Za-z0-9/_-]`, no `//`.

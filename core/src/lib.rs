@@ -45,7 +45,7 @@
 //!
 //! [`engine`] (the state machine: host API, task flows, replies, timers), [`state`]
 //! (login states and the transition table), [`wire`] (endpoints, JSON shapes, the reply
-//! codec, request writing), [`snapshot`] (stored bytes, postcard), [`capacity`] (every
+//! codec, request writing), [`snapshot`] (stored bytes, postcard format), [`capacity`] (every
 //! bound), [`error`] (typed errors with a [`Disposition`]), `testing` (feature
 //! `testing`: the harness). The protocol they speak is docs/wire.md.
 

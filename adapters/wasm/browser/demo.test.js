@@ -3,7 +3,9 @@
 // which never downloads a browser) runs the /demo/ page of `cloudbase-auth serve` — the
 // facade (js/index.js) over fetch, localStorage, WebAssembly and crypto.getRandomValues —
 // through anonymous sign-in, user info, a reload (warm start from localStorage), sign-out,
-// WeChat sign-in and linking (wx.login stand-in: the server's emulator), and saves
+// WeChat sign-in and linking (wx.login stand-in: the server's emulator), a nickname set and
+// shown after a reload, the account deleted (signed out; the old session's refresh token
+// refused by the server), and saves
 // target/demo-screenshot.png after the anonymous sign-in. Any page error, console error,
 // failed request or HTTP error status fails the test.
 //
@@ -29,6 +31,19 @@ const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-backgrou
   '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
 const STEP_MS = 15000; // any single wait
 const OPENID = 'oDemoOpenid0000000000000001'; // the page's default wx.login stand-in openid
+
+/** The refresh token inside a stored snapshot (base64 of `[version][postcard body][crc]`:
+ * env, device id, state, then `Some(session)`: token type, access token, `Some(refresh)`). */
+function refreshTokenOf(stored) {
+  const b = Buffer.from(stored, 'base64');
+  let p = 1;
+  const varint = () => { let v = 0, s = 0, c; do { c = b[p++]; v += (c & 127) * 2 ** s; s += 7; } while (c & 128); return v; };
+  const str = () => { const n = varint(); p += n; return b.toString('utf8', p - n, p); };
+  str(); str(); varint();
+  if (b[p++] !== 1) return null;
+  str(); str();
+  return b[p++] === 1 ? str() : null;
+}
 
 /** `cloudbase-auth serve` on 127.0.0.1:0 with a fresh data dir: { url, stop() }. */
 function startServer() {
@@ -187,6 +202,42 @@ describe('the /demo/ page in headless Chromium', { timeout: 120000 }, () => {
     assert.equal(await text('#uid'), anonUid, 'linking keeps the uid');
     await call('signOut');
     await waitState('SIGNED_OUT');
+
+    // The account: a nickname set, shown after a reload; then deleted.
+    await call('signInAnonymously');
+    await waitState('ANONYMOUS');
+    const accountUid = await text('#uid');
+    await page.fill('#nickName', '小明 Ming');
+    r = await call('update');
+    assert.equal(r.error, '');
+    await page.waitForFunction(() => document.getElementById('user-nickName').textContent === '小明 Ming');
+    await page.reload();
+    await page.waitForSelector('body[data-ready]');
+    await waitState('ANONYMOUS');
+    assert.equal(await text('#uid'), accountUid);
+    assert.equal(await text('#user-nickName'), '小明 Ming', 'the nickname after a reload');
+    const session = await page.evaluate(() => localStorage.getItem('cloudbase_auth_demo'));
+    const refreshToken = refreshTokenOf(session);
+    assert.ok(refreshToken && refreshToken.length > 10, 'a refresh token in the stored session');
+
+    r = await call('deleteMe');
+    assert.equal(r.error, '');
+    await waitState('SIGNED_OUT');
+    assert.equal(await text('#uid'), '—');
+    assert.equal(await text('#user-nickName'), '—');
+    const gone = await page.evaluate(() => localStorage.getItem('cloudbase_auth_demo'));
+    assert.ok(!gone || refreshTokenOf(gone) === null, 'no session left in localStorage');
+    // The old session is refused by the server: its refresh token no longer refreshes.
+    const refused = await fetch(`${server.url}/auth/v1/token?client_id=demo`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ client_id: 'demo', client_secret: '', grant_type: 'refresh_token', refresh_token: refreshToken }),
+    });
+    assert.equal(refused.status, 400);
+    assert.equal((await refused.json()).error, 'invalid_grant');
+    // Signed out, the nickname button gets the typed error on the page.
+    r = await call('update');
+    assert.match(r.error, /^NOT_SIGNED_IN/);
 
     assert.deepEqual(problems, [], 'no page errors, console errors or failed requests');
     t.diagnostic(`browser flow: ${Date.now() - started} ms; screenshot ${path.relative(ROOT, SCREENSHOT)}`);

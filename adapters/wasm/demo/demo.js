@@ -7,6 +7,9 @@
 // stand-in that mints a code from the server's WeChat emulator
 // (POST /emulator/v1/wechat/login-code, {"appid", "openid"}) for the openid in the input.
 //
+// The nickname field goes to `auth.currentUser.update({ nickName })`; deleteMe() deletes
+// the account on the server and signs out here.
+//
 // For scripts (adapters/wasm/browser/demo.test.js): body[data-ready] is set once the
 // first state is shown; body[data-calls] counts finished calls; #state[data-state] is
 // LOADING, SIGNED_OUT, ANONYMOUS or WECHAT.
@@ -16,7 +19,7 @@ window.module = { exports: {} };
 
 (function () {
   const OPS = ['signInAnonymously', 'getUserInfo', 'getLoginState', 'signInWithWeChat',
-    'linkWithWeChat', 'signOut'];
+    'linkWithWeChat', 'signOut', 'deleteMe', 'update'];
   const $ = (id) => document.getElementById(id);
   const set = (id, v) => { $(id).textContent = v === undefined || v === null ? '—' : v === '' ? '(empty)' : String(v); };
   let calls = 0;
@@ -38,9 +41,12 @@ window.module = { exports: {} };
     showUser(s && s.user);
   }
 
+  // A server's refusal reads as the server wrote it: its description (the message), its
+  // error name and code.
   function showError(e) {
     $('error').textContent = !e ? '' : e.code
-      ? e.code + ': ' + e.message + (e.errorCode ? ' (error_code ' + e.errorCode + ')' : '')
+      ? e.code + ': ' + e.message + (e.error ? ' [' + e.error + ']' : '') +
+        (e.errorCode ? ' (error_code ' + e.errorCode + ')' : '')
       : String(e);
   }
 
@@ -74,7 +80,10 @@ window.module = { exports: {} };
     set('op', op + '() …');
     $('result').textContent = '';
     showError(null);
-    auth[op]().then((r) => {
+    const call = op !== 'update' ? () => auth[op]()
+      : () => auth.currentUser ? auth.currentUser.update({ nickName: $('nickName').value })
+        : auth.getUserInfo(); // signed out: the typed NOT_SIGNED_IN error
+    call().then((r) => {
       set('op', op + '()');
       $('result').textContent = describe(r);
       if (r && r.user) showUser(r.user);

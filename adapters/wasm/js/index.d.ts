@@ -1,7 +1,15 @@
 // Types of cloudbase-auth (index.js, and cloudbase-auth.min.js for Mini Programs).
 // ES2017 only: no DOM, Node or WebAssembly types needed.
 
-/** The signed-in user (`getUserInfo().user`, `LoginState.user`). */
+/** What `user.update()` changes: the fields given (at least one). */
+export interface ProfileChange {
+  /** New nickname: 1–64 bytes of UTF-8, not all whitespace, no control characters. */
+  nickName?: string;
+  /** New avatar URL: `http(s)://` and a host, at most 256 bytes, no spaces or quotes. */
+  avatarUrl?: string;
+}
+
+/** The signed-in user (`auth.currentUser`, `getUserInfo().user`, `LoginState.user`). */
 export interface User {
   /** CloudBase user id. */
   uid: string;
@@ -13,6 +21,13 @@ export interface User {
   openid?: string;
   /** E-mail, when known. */
   email?: string;
+  /**
+   * Changes the nickname and/or avatar on the server (refreshing the session first when
+   * due). Resolves once the server took it; the cached user and the stored session then
+   * hold what the server answered, and `onLoginStateChanged` listeners hear the new
+   * state. A refusal (a rejected `AuthError`) changes nothing.
+   */
+  update(change: ProfileChange): Promise<void>;
 }
 
 /** A signed-in session (`getLoginState()` gives `null` when there is none). */
@@ -57,6 +72,14 @@ export interface Auth {
    * confirmed (false offline).
    */
   signOut(): Promise<{ revoked: boolean }>;
+  /**
+   * Deletes the signed-in user on the server (its identities and its sessions on every
+   * device), then ends the local session as `signOut` does: listeners hear `null`. A
+   * refusal keeps the session.
+   */
+  deleteMe(): Promise<void>;
+  /** The signed-in user, read from the client at each access; `null` when signed out. */
+  readonly currentUser: User | null;
   /** Calls `cb` with the current state, then on every change; returns an unsubscribe. */
   onLoginStateChanged(cb: (state: LoginState | null) => void): () => void;
 }
@@ -106,6 +129,13 @@ export class AuthError extends Error {
   errorCode?: number;
   /** Which input was refused. */
   field?: string;
+  /** The server's `error` name (server errors; `''` when it gave none). */
+  error?: string;
+  /**
+   * The server's `error_description` (server errors; `''` when it gave none); `message`
+   * is this text when there is one.
+   */
+  errorDescription?: string;
 }
 
 /** `wx.cloud.init({ env })`: starts a client (a later call replaces it). */

@@ -22,7 +22,7 @@ const REC = {
   changed: 'nn', // from, to
   completed: 'nn', // op, ok
   completion: 'nn', // kind, detail
-  error: 'nnnnns', // class, sub, status, serverKind, errorCode, field
+  error: 'nnnnnsss', // class, sub, status, serverKind, errorCode, field, error, errorDescription
   session: 'sssnnn', // uid, tokenType, accessToken, expiresAt, refreshAt, refreshable
   user: 'sssss', // uid, nickName, avatarUrl, email, openid
   origin: 's', // origin
@@ -173,6 +173,7 @@ class Client {
     this.transit = 0; // calls made and not yet given to the engine
     // this.view: the last getLoginState answer (a settled promise, shared by the calls that
     // get it), until an output other than the timeout.
+    this.proto = { update: (p) => this.update(p || {}) };
     this.ready = this.boot();
     this.ready.catch(() => {}); // reported by each call
     const c = this;
@@ -183,6 +184,10 @@ class Client {
       linkWithWeChat: () => c.wechat('cba_link_wechat'),
       getUserInfo: () => c.op('cba_get_user_info', [], () => ({ user: c.user() })),
       signOut: () => c.op('cba_sign_out', [], (kind, revoked) => ({ revoked: !!revoked })),
+      // Deletes the user on the server, then ends the local session as signOut does.
+      deleteMe: () => c.op('cba_delete_account', [], () => {}),
+      // The signed-in user (with update()), or null; read from the engine at each get.
+      get currentUser() { return c.booted ? c.user() : null; },
       onLoginStateChanged(cb) {
         let on = true;
         c.ready.then(() => { if (on) { c.listeners.push(cb); c.tell(cb, c.state()); } }, () => {});
@@ -245,12 +250,13 @@ class Client {
 
   rec() { return reader(this.ex); }
 
-  // An AuthError from an error record's items.
-  err([cls, sub, status, kind, errorCode, field]) {
+  // An AuthError from an error record's items; its message is the server's description
+  // when it gave one.
+  err([cls, sub, status, kind, errorCode, field, error, errorDescription]) {
     const code = (cls === MISUSE_CLASS ? MISUSE[sub] : CLASSES[cls]) || 'UNKNOWN';
-    return new AuthError(code, code.toLowerCase().replace(/_/g, ' ') +
+    return new AuthError(code, errorDescription || code.toLowerCase().replace(/_/g, ' ') +
       (field ? ': ' + field : '') + (status ? ' (HTTP ' + status + ')' : ''),
-    status ? { status, kind, errorCode } : field ? { field } : {});
+    status ? { status, kind, errorCode, error, errorDescription } : field ? { field } : {});
   }
 
   // Every input is followed by a drain; a negative result throws the error record.
@@ -333,13 +339,14 @@ class Client {
 
   // Gives a call to the engine once the module is ready, in call order. `fast`: a
   // getLoginState, which the cached view may answer then (no earlier call still waiting).
-  op(name, parts, map, fast) {
+  // `flags`: the argument after the (ptr, len) pairs, for the exports that take one.
+  op(name, parts, map, fast, flags) {
     this.transit++;
     return this.ready.then(() => {
       this.transit--;
       return fast && this.cached() || new Promise((resolve, reject) => {
         if (this.closed) throw new AuthError('CLOSED', 'init() was called again');
-        const id = this.ex[name](Date.now(), ...this.put(parts));
+        const id = this.ex[name](Date.now(), ...this.put(parts), flags);
         if (id >= 0) this.pending[id] = [resolve, reject, map];
         this.check(id); // drains: may complete `id` at once
       });
@@ -353,6 +360,13 @@ class Client {
       }))
       .then((code) => this.op(name, [utf8(String(code)), utf8(this.o.appid || this.host.appid() || '')],
         () => this.state()));
+  }
+
+  // user.update({ nickName, avatarUrl }): the fields given (bit 0, bit 1) are sent; then
+  // the listeners hear the state with the user as the server answered it.
+  update({ nickName: n, avatarUrl: a }) {
+    return this.op('cba_update_profile', [bytes(n), bytes(a)],
+      () => this.emit(this.ex.cba_login_state()), 0, (n != null) | (a != null) << 1);
   }
 
   // LoginState | null, read from the engine.
@@ -377,7 +391,9 @@ class Client {
   user() {
     if (!this.ex.cba_user()) return null;
     const [uid, nickName, avatarUrl, email, openid] = this.rec()(REC.user);
-    const u = { uid, nickName, avatarUrl };
+    // update() on a prototype shared by this client's users: not an own field, so users
+    // compare equal, and setData/JSON copy only the data.
+    const u = Object.assign(Object.create(this.proto), { uid, nickName, avatarUrl });
     if (email) u.email = email;
     if (openid) u.openid = openid;
     return u;

@@ -39,8 +39,19 @@ pub mod arg {
     /// An input came before the outputs of the previous one were drained (poll until
     /// it returns the timeout kind `0` after every input).
     pub const NOT_DRAINED: u8 = 5;
+    /// A flags argument has bits the export does not define.
+    pub const FLAGS: u8 = 6;
     /// The highest sub-code.
-    pub const CODE_MAX: u8 = 5;
+    pub const CODE_MAX: u8 = 6;
+}
+
+/// The bits of `cba_update_profile`'s `fields` argument: which of its two strings are
+/// given (a string whose bit is clear is not changed, and its pair is not read).
+pub mod profile {
+    /// The nickname is given.
+    pub const NICKNAME: u32 = 1;
+    /// The avatar URL is given.
+    pub const AVATAR_URL: u32 = 2;
 }
 
 /// What an export returns for an error of `class` and `sub`: `-(class * 256 + sub)`.
@@ -98,7 +109,9 @@ pub const REPLACED: Layout = &[];
 pub const COMPLETION: Layout = &[("kind", Num), ("detail", Num)];
 /// The error record: of an export that returned a negative value, or of a failed
 /// operation. `serverKind`, `status` and `errorCode` are 0 except for server errors;
-/// `field` names the refused input or reply field, else it is empty.
+/// `field` names the refused input or reply field, else it is empty. `error` and
+/// `errorDescription` are the server's `error` name and `error_description` as the
+/// core keeps them (cut to its capacities; empty when absent and for other errors).
 pub const ERROR: Layout = &[
     ("class", Num),
     ("sub", Num),
@@ -106,6 +119,8 @@ pub const ERROR: Layout = &[
     ("serverKind", Num),
     ("errorCode", Num),
     ("field", Text),
+    ("error", Text),
+    ("errorDescription", Text),
 ];
 /// `cba_session` returned 1.
 pub const SESSION: Layout = &[

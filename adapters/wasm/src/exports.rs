@@ -101,6 +101,29 @@ pub fn cba_link_wechat(
     call(|h| h.wechat_op(now, code, appid, Engine::link_wechat))
 }
 
+/// `user.update({ nickName, avatarUrl })`: the nickname and the avatar URL (UTF-8) at
+/// their pairs; `fields` says which of the two are given (bit 0 the nickname, bit 1
+/// the avatar URL: [`crate::abi::profile`]; other bits are refused with
+/// [`crate::abi::arg::FLAGS`]); the pair of one not given is not read. The operation id
+/// or an error.
+pub fn cba_update_profile(
+    now: f64,
+    nickname_ptr: usize,
+    nickname_len: usize,
+    avatar_ptr: usize,
+    avatar_len: usize,
+    fields: u32,
+) -> f64 {
+    let (nickname, avatar) = ((nickname_ptr, nickname_len), (avatar_ptr, avatar_len));
+    call(|h| h.update_profile(now, nickname, avatar, fields))
+}
+
+/// `auth.deleteMe()`: deletes the signed-in user on the server, then ends the local
+/// session as a sign-out does. The operation id or an error.
+pub fn cba_delete_account(now: f64) -> f64 {
+    call(|h| h.op(now, Engine::delete_account))
+}
+
 /// The reply to request `(generation, seq)`: HTTP status and body. `1` accepted, `0`
 /// stale (dropped), or an error.
 pub fn cba_handle_response(

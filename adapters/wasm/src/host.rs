@@ -1,7 +1,7 @@
 //! What each export does with the module's memory: validate the host's values, call the
 //! engine, write the record, enforce the drain rule.
 
-use crate::abi::{EXCHANGE_LEN, TIME_MAX, arg};
+use crate::abi::{EXCHANGE_LEN, TIME_MAX, arg, profile};
 use crate::record::{self, Overflow, Writer};
 use crate::stored::{self, Undecodable};
 use cloudbase_auth_core::capacity::POLL_BUFFER_MIN;
@@ -9,16 +9,22 @@ use cloudbase_auth_core::config::default_origin;
 use cloudbase_auth_core::{Config, Engine, Error, OpId, Output, RequestId};
 
 /// Why an export failed: a bad value from the host (a sub-code of [`arg`]), or the
-/// engine's error.
+/// engine refused the call: its error's `(class, sub)` and field.
+///
+/// Only the codes and the field, not the [`Error`]: an engine call refuses with misuse,
+/// "not signed in" or snapshot errors, never with a server's reply (those complete an
+/// operation, through `cba_poll`), and carrying the error with the server's texts
+/// through every export cost the module 227 bytes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Fail {
     Host(u8),
-    Core(Error),
+    Core(u8, u8, &'static str),
 }
 
 impl From<Error> for Fail {
     fn from(e: Error) -> Self {
-        Fail::Core(e)
+        let (class, sub) = e.code();
+        Fail::Core(class, sub, e.field())
     }
 }
 
@@ -88,7 +94,10 @@ impl Host<'_> {
                 record::write_host_error(&mut w, sub);
                 (Error::CLASS_HOST, sub)
             }
-            Err(Fail::Core(e)) => record::write_error(&mut w, e),
+            Err(Fail::Core(class, sub, field)) => {
+                record::write_call_error(&mut w, class, sub, field);
+                (class, sub)
+            }
         };
         crate::abi::error_return(class, sub)
     }
@@ -149,6 +158,35 @@ impl Host<'_> {
         Ok(f64::from(
             f(self.engine, now, text(xbuf, code)?, text(xbuf, appid)?)?.0,
         ))
+    }
+
+    /// `update_profile`: the operation id. `fields` says which strings are given
+    /// ([`profile`]); the pair of one that is not is not read.
+    pub(crate) fn update_profile(
+        &mut self,
+        now: f64,
+        nickname: (usize, usize),
+        avatar_url: (usize, usize),
+        fields: u32,
+    ) -> Result<f64, Fail> {
+        let now = self.begin(now)?;
+        if fields & !(profile::NICKNAME | profile::AVATAR_URL) != 0 {
+            return Err(Fail::Host(arg::FLAGS));
+        }
+        let xbuf = &self.xbuf[..];
+        let given = |bit: u32, pair| {
+            if fields & bit == 0 {
+                Ok(None)
+            } else {
+                text(xbuf, pair).map(Some)
+            }
+        };
+        let (nickname, avatar_url) = (
+            given(profile::NICKNAME, nickname)?,
+            given(profile::AVATAR_URL, avatar_url)?,
+        );
+        let op = self.engine.update_profile(now, nickname, avatar_url)?;
+        Ok(f64::from(op.0))
     }
 
     pub(crate) fn response(

@@ -146,6 +146,8 @@ impl<'a> Reader<'a> {
             server_kind: self.code("server kind", ServerErrorKind::CODE_MAX)?,
             error_code: self.num("error_code")?,
             field: self.text("field")?.into(),
+            error: self.text("error")?.into(),
+            error_description: self.text("errorDescription")?.into(),
         })
     }
 
@@ -267,6 +269,10 @@ pub struct ErrorRecord {
     pub error_code: f64,
     /// The refused input or reply field, or empty.
     pub field: String,
+    /// The server's `error` name (server errors that gave one; else empty).
+    pub error: String,
+    /// The server's `error_description` (server errors that gave one; else empty).
+    pub error_description: String,
 }
 
 impl ErrorRecord {

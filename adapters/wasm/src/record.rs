@@ -64,41 +64,61 @@ impl<'a> Writer<'a> {
 }
 
 /// The error record of a core error ([`crate::abi::ERROR`]); its `(class, sub)`.
-pub(crate) fn write_error(w: &mut Writer<'_>, e: Error) -> (u8, u8) {
+/// By reference: a server error carries its texts, and copying it costs module bytes.
+pub(crate) fn write_error(w: &mut Writer<'_>, e: &Error) -> (u8, u8) {
     let (class, sub) = e.code();
-    // Status, kind and `error_code` are a server error's; zero for the others.
-    let (status, kind, code) = if let Error::Server(s) = e {
-        (s.status, s.kind.code(), s.code as f64)
-    } else {
-        (0, 0, 0.0)
+    // Status, kind, `error_code` and the texts are a server error's; zero and empty for
+    // the others.
+    let (status, kind, code, name, description) = match e {
+        Error::Server(s) => (
+            s.status,
+            s.kind.code(),
+            s.code as f64,
+            s.name.as_str(),
+            s.description.as_str(),
+        ),
+        _ => (0, 0, 0.0, "", ""),
     };
-    write_error_items(w, class, sub, status, kind, code, e.field());
+    write_error_items(
+        w,
+        [class, sub],
+        status,
+        kind,
+        code,
+        [e.field(), name, description],
+    );
     (class, sub)
+}
+
+/// The error record of an engine call's refusal (no server's reply: its numbers zero,
+/// its texts empty).
+pub(crate) fn write_call_error(w: &mut Writer<'_>, class: u8, sub: u8, field: &str) {
+    write_error_items(w, [class, sub], 0, 0, 0.0, [field, "", ""]);
 }
 
 /// The error record of a bad host value ([`Error::CLASS_HOST`]).
 pub(crate) fn write_host_error(w: &mut Writer<'_>, sub: u8) {
-    write_error_items(w, Error::CLASS_HOST, sub, 0, 0, 0.0, "");
+    write_error_items(w, [Error::CLASS_HOST, sub], 0, 0, 0.0, [""; 3]);
 }
 
 #[inline(never)]
 fn write_error_items(
     w: &mut Writer<'_>,
-    class: u8,
-    sub: u8,
+    [class, sub]: [u8; 2],
     status: u16,
     kind: u8,
     code: f64,
-    field: &str,
+    texts: [&str; 3],
 ) {
-    // A few numbers and a short name: always fits the exchange buffer.
+    // A few numbers and three texts the core bounds (a field name, 48 and 160 bytes):
+    // always fits the exchange buffer.
     let _ = (|| {
         w.int(class)?;
         w.int(sub)?;
         w.int(status)?;
         w.int(kind)?;
         w.num(code)?;
-        w.str(field.as_bytes())
+        texts.iter().try_for_each(|t| w.str(t.as_bytes()))
     })();
 }
 
@@ -136,7 +156,7 @@ pub(crate) fn write_output(w: &mut Writer<'_>, out: Output<'_>) -> Result<u8, Ov
                 }
                 Err(e) => {
                     w.int(0u8)?;
-                    write_error(w, e);
+                    write_error(w, &e);
                 }
             }
         }

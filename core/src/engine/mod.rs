@@ -152,7 +152,9 @@ fn checked_nickname(s: &str) -> Result<String<NAME_MAX>, ApiMisuse> {
             max: NAME_MAX as u16,
         });
     }
-    if s.trim().is_empty() || s.chars().any(char::is_control) {
+    // All whitespace is what `trim().is_empty()` says, without `trim`'s code (the wasm
+    // module ships this check).
+    if s.chars().all(char::is_whitespace) || s.chars().any(char::is_control) {
         return Err(ApiMisuse::InputInvalid { field: FIELD });
     }
     Ok(String::try_from(s).unwrap_or_default())
@@ -170,18 +172,23 @@ fn checked_avatar(s: &str) -> Result<String<AVATAR_MAX>, ApiMisuse> {
             max: AVATAR_MAX as u16,
         });
     }
-    let lower_starts = |p: &str| s.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p));
-    let rest = if lower_starts("https://") {
-        &s[8..]
+    // Bytes, not `str` slicing: the same test without a panicking path in the wasm module.
+    let b = s.as_bytes();
+    let lower_starts = |p: &str| {
+        b.get(..p.len())
+            .is_some_and(|h| h.eq_ignore_ascii_case(p.as_bytes()))
+    };
+    let scheme = if lower_starts("https://") {
+        8
     } else if lower_starts("http://") {
-        &s[7..]
+        7
     } else {
         return Err(ApiMisuse::InputInvalid { field: FIELD });
     };
-    let host_ok = rest
-        .split(['/', '?', '#'])
-        .next()
-        .is_some_and(|h| !h.is_empty());
+    // A host: something before the first `/`, `?` or `#` after the scheme.
+    let host_ok = b
+        .get(scheme)
+        .is_some_and(|c| !matches!(c, b'/' | b'?' | b'#'));
     let clean = !s
         .chars()
         .any(|c| c.is_control() || c.is_whitespace() || matches!(c, '"' | '\\' | '<' | '>'));

@@ -21,12 +21,23 @@ pub fn decode_reply<T>(
     body: &[u8],
     parse: fn(&[u8]) -> Result<T, crate::error::WireError>,
 ) -> Result<T, Error> {
+    match server_error(status, body) {
+        None => parse(body).map_err(Error::Wire),
+        Some(e) => Err(e),
+    }
+}
+
+/// The [`ServerError`] a reply is, or `None` for a success. Apart from the generic
+/// [`decode_reply`], so each reply type's copy is only the call to its parser (smaller
+/// wasm).
+#[inline(never)]
+fn server_error(status: u16, body: &[u8]) -> Option<Error> {
     if (200..300).contains(&status) && !ErrorBody::is_error_shaped(body) {
-        return parse(body).map_err(Error::Wire);
+        return None;
     }
     let parsed = ErrorBody::parse(body).unwrap_or_default();
     let kind = ServerErrorKind::classify(status, &parsed.error);
-    Err(Error::Server(
+    Some(Error::Server(
         ServerError::new(status, kind, parsed.error_code)
             .with_text(&parsed.error, &parsed.error_description),
     ))

@@ -152,7 +152,8 @@ describe('facade against cloudbase-auth serve', () => {
     const st = await second.auth.getLoginState();
     assert.equal(st.user.uid, s.user.uid, 'restored without signing in again');
     assert.equal(st.credential.accessToken, s.credential.accessToken);
-    assert.deepEqual(st.user, user, 'with the cached profile');
+    // The data; each client's users have its own prototype (their update() goes to it).
+    assert.deepEqual({ ...st.user }, { ...user }, 'with the cached profile');
     await until(() => ev.seen.length >= 1, 2000, 'the first event');
     assert.deepEqual(ev.seen, [`ANONYMOUS:${s.user.uid}`]);
     const info = await second.auth.getUserInfo();
@@ -310,5 +311,81 @@ describe('offline', () => {
     assert.equal(await again.auth.getLoginState(), null);
     await assert.rejects(again.auth.signInAnonymously(), (e) => e.code === 'NETWORK_ERROR');
     await assert.rejects(again.auth.getUserInfo(), (e) => e.code === 'NOT_SIGNED_IN');
+  });
+});
+
+describe('the account: user.update, deleteMe, readable server errors (access tokens live 2 s)', () => {
+  let server;
+  before(async () => { server = await startServer(['--access-token-ttl', '2s']); });
+  after(() => server.stop());
+
+  test('update sets the profile, listeners hear it, a restart keeps it', async () => {
+    const { auth, storage, env } = client(server);
+    const ev = record(auth);
+    const s = await auth.signInWithWeChat();
+    const user = auth.currentUser;
+    assert.equal(user.uid, s.user.uid);
+    assert.equal(await user.update({ nickName: '小明 "Ming"', avatarUrl: 'https://a.example/ming.png' }), undefined);
+    await until(() => ev.seen.length === 3, 2000, 'the event after the update');
+    assert.deepEqual(ev.seen, ['NONE', `WECHAT:${s.user.uid}`, `WECHAT:${s.user.uid}`]);
+    const st = await auth.getLoginState();
+    assert.equal(st.user.nickName, '小明 "Ming"');
+    assert.equal(st.user.avatarUrl, 'https://a.example/ming.png');
+    // Only the fields given change; the login state's user has update() too.
+    await st.user.update({ nickName: 'Ming' });
+    assert.equal(auth.currentUser.nickName, 'Ming');
+    assert.equal(auth.currentUser.avatarUrl, 'https://a.example/ming.png');
+    assert.equal((await auth.getUserInfo()).user.nickName, 'Ming', 'the server has it');
+
+    const again = client(server, { storage, env });
+    assert.equal((await again.auth.getLoginState()).user.nickName, 'Ming', 'stored with the session');
+    ev.off();
+  });
+
+  test('bad values are typed errors before anything is sent', async () => {
+    const { auth } = client(server);
+    await auth.signInAnonymously();
+    const user = auth.currentUser;
+    await assert.rejects(user.update({}), (e) => e.code === 'INVALID_ARGUMENT' && e.field === 'profile');
+    await assert.rejects(user.update({ nickName: 'n'.repeat(65) }),
+      (e) => e.code === 'INPUT_TOO_LONG' && e.field === 'nickname');
+    await assert.rejects(user.update({ avatarUrl: 'ftp://a/b.png' }),
+      (e) => e.code === 'INVALID_ARGUMENT' && e.field === 'avatar_url');
+    await assert.rejects(user.update({ nickName: 7 }), (e) => e.code === 'INVALID_ARGUMENT' && e.field === 'nickname');
+    await auth.signOut();
+    assert.equal(auth.currentUser, null);
+    await assert.rejects(user.update({ nickName: 'x' }), (e) => e.code === 'NOT_SIGNED_IN');
+    await assert.rejects(auth.deleteMe(), (e) => e.code === 'NOT_SIGNED_IN');
+  });
+
+  test('a server refusal reads as the server wrote it', async () => {
+    const { auth, o } = client(server);
+    o.login = () => Promise.resolve('not-a-code-the-server-minted');
+    const e = await auth.signInWithWeChat().then(() => null, (x) => x);
+    assert.ok(e instanceof cloud.AuthError, String(e));
+    assert.equal(e.code, 'SERVER_ERROR');
+    assert.ok(e.status >= 400, String(e.status));
+    assert.match(e.error, /^[a-z_]+$/);
+    assert.ok(e.errorDescription.length > 0, 'the server gave a description');
+    assert.equal(e.message, e.errorDescription);
+  });
+
+  test('deleteMe ends the session everywhere: signed out here, the old session refused', async () => {
+    const { auth, storage, env } = client(server);
+    const ev = record(auth);
+    const s = await auth.signInWithWeChat();
+    const copied = new Map(storage.m); // another device's copy of the session
+    assert.equal(await auth.deleteMe(), undefined);
+    assert.equal(await auth.getLoginState(), null);
+    assert.equal(auth.currentUser, null);
+    assert.deepEqual(ev.seen, ['NONE', `WECHAT:${s.user.uid}`, 'NONE']);
+
+    await new Promise((r) => setTimeout(r, 1100)); // the copy's refresh is due
+    const other = memoryStorage();
+    for (const [k, v] of copied) other.m.set(k, v);
+    const copy = client(server, { storage: other, env });
+    await assert.rejects(copy.auth.getLoginState(), (x) => x.code === 'SESSION_EXPIRED');
+    assert.equal(await copy.auth.getLoginState(), null);
+    ev.off();
   });
 });

@@ -19,14 +19,16 @@ const KEY = `cloudbase_auth_${ENV}`;
 
 let server, root;
 
-/** A Mini Program launch: fresh modules, app.js, onLaunch, the index page loaded. */
+/** A Mini Program launch: fresh modules, app.js, onLaunch, a page (`opts.page`, default
+ * the index page) loaded. */
 function launch(opts = {}) {
   const wx = installFakeWx({ root, appid: APPID, mintCode: (openid) => server.mintCode(openid), ...opts });
   if (opts.storage) wx.storage = opts.storage;
   for (const k of Object.keys(require.cache)) if (k.startsWith(root)) delete require.cache[k];
   require(path.join(root, 'app.js'));
   wx.app.onLaunch();
-  require(path.join(root, 'pages/index/index.js'));
+  const name = opts.page || 'index';
+  require(path.join(root, `pages/${name}/${name}.js`));
   const page = wx.pages[wx.pages.length - 1];
   return { wx, page };
 }
@@ -143,6 +145,44 @@ describe("Mini Program stand-in: the guide's example page on the shipped files",
       await page.handleLogin();
       await until(() => page.data.isLoggedIn, 5000, 'login after corruption');
     }
+  });
+
+  test('the account page: a nickname set, shown after a relaunch; the account deleted everywhere', async () => {
+    const { wx, page } = launch({ page: 'account' });
+    page.onLoad();
+    await settled();
+    await page.handleLogin();
+    await until(() => page.data.isLoggedIn, 5000, 'logged in');
+    const uid = page.data.userInfo.uid;
+
+    await page.handleNickname({ detail: { value: '小明' } });
+    await until(() => page.data.userInfo.nickName === '小明', 5000, 'the nickname shown');
+    assert.equal(page.data.userInfo.uid, uid);
+    const patch = wx.requests.find((r) => r.url.endsWith('/auth/v1/user/profile'));
+    assert.equal(patch.method, 'POST', 'wx.request has no PATCH: POST with the override');
+    // A refused value leaves the page as it was (the page logs the readable message).
+    await page.handleNickname({ detail: { value: '' } });
+    assert.equal(page.data.userInfo.nickName, '小明');
+
+    const copy = new Map(wx.storage); // the session as another launch would find it
+    const again = launch({ page: 'account', storage: new Map(copy) });
+    again.page.onLoad();
+    await until(() => again.page.data.isLoggedIn, 5000, 'warm start');
+    assert.equal(again.page.data.userInfo.nickName, '小明', 'the nickname came back from storage');
+
+    await again.page.handleDeleteAccount();
+    assert.deepEqual(again.page.data, { isLoggedIn: false, userInfo: null });
+    assert.equal(await globalThis.wx.cloud.auth().getLoginState(), null);
+    assert.ok(again.wx.requests.some((r) => r.url.endsWith('/auth/v1/user/me') && r.method === 'DELETE'));
+
+    // The copy of the deleted session: the server refuses it at its first use.
+    launch({ page: 'account', storage: new Map(copy) });
+    const auth = globalThis.wx.cloud.auth();
+    await assert.rejects(auth.getUserInfo(), (e) => e.code === 'SERVER_ERROR' || e.code === 'SESSION_EXPIRED');
+    // Gone: an anonymous session is replaced by a new user (the facade's recovery rule),
+    // never the deleted one.
+    const now = await auth.getLoginState();
+    assert.ok(now === null || now.user.uid !== uid, JSON.stringify(now && now.user));
   });
 
   test('the module imports nothing the facade does not give WXWebAssembly', () => {

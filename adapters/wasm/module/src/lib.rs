@@ -39,6 +39,11 @@ export! {
     cba_link_wechat(
         now: f64, code_ptr: usize, code_len: usize, appid_ptr: usize, appid_len: usize
     ) -> f64;
+    cba_update_profile(
+        now: f64, nickname_ptr: usize, nickname_len: usize, avatar_ptr: usize,
+        avatar_len: usize, fields: u32
+    ) -> f64;
+    cba_delete_account(now: f64) -> f64;
     cba_handle_response(
         now: f64, generation: u32, seq: u32, status: u32, ptr: usize, len: usize
     ) -> f64;

@@ -226,5 +226,27 @@ fn encode_step(o: &mut Vec<u8>, s: &Step) {
             o.push(flag | 11);
             enc_time(o, t);
         }
+        Call::UpdateProfile {
+            time,
+            at,
+            nickname,
+            nickname_pair,
+            avatar,
+            avatar_pair,
+            fields,
+        } => {
+            o.push(flag | 21);
+            enc_time(o, time);
+            o.push(*at);
+            enc_text(o, nickname);
+            enc_pair(o, nickname_pair);
+            enc_text(o, avatar);
+            enc_pair(o, avatar_pair);
+            o.push(*fields);
+        }
+        Call::DeleteAccount(t) => {
+            o.push(flag | 22);
+            enc_time(o, t);
+        }
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! Hand-written and byte-driven: a cursor reads one [`Step`] after another (at most
 //! [`MAX_STEPS`](super::MAX_STEPS)); bytes past the end read as zero. Each step starts
-//! with an opcode byte whose low 7 bits, modulo 21, choose the step ([`Step`] lists them
-//! in order); for the inputs (`cba_init` … `cba_handle_timeout`), the high bit `0x80`
+//! with an opcode byte whose low 7 bits, modulo 23, choose the step ([`Step`] lists them
+//! in order); for the inputs (`cba_init` … `cba_handle_timeout`, `cba_update_profile`,
+//! `cba_delete_account`), the high bit `0x80`
 //! says *do not drain* afterwards (otherwise the harness polls until the timeout kind
 //! at once). [`encode`](super::encode) writes steps in this layout; [`decode`] shows the
 //! steps an input stands for.
@@ -264,12 +265,34 @@ pub enum Call {
     },
     /// `cba_handle_timeout`. Layout: time.
     Timeout(Time),
+    /// `cba_update_profile`. Layout: time, at, nickname, nickname pair, avatar URL,
+    /// avatar pair, fields byte.
+    UpdateProfile {
+        /// Host time.
+        time: Time,
+        /// Where the strings go: offset `at * 64`.
+        at: u8,
+        /// The nickname (good: `Ming`).
+        nickname: Text,
+        /// How the nickname is passed.
+        nickname_pair: Pair,
+        /// The avatar URL (good: `https://a.example/m.png`).
+        avatar: Text,
+        /// How the avatar URL is passed.
+        avatar_pair: Pair,
+        /// The `fields` argument (bits above the two defined ones are refused).
+        fields: u8,
+    },
+    /// `cba_delete_account`. Layout: time.
+    DeleteAccount(Time),
 }
 
-/// One step of an input; the opcode is the position in this list (0 … 20).
+/// One step of an input; the opcode is the position in this list (0 … 20), then 21 and
+/// 22 for the account inputs (added last, so older inputs keep their meaning).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// Opcodes 0–11: an input export, then (if `drain`) polls until the timeout kind.
+    /// Opcodes 0–11, 21 and 22: an input export, then (if `drain`) polls until the
+    /// timeout kind.
     Input {
         /// The call.
         call: Call,
@@ -302,7 +325,7 @@ pub enum Step {
     Buf,
 }
 
-const KINDS: u8 = 21;
+const KINDS: u8 = 23;
 
 // ----- decoding --------------------------------------------------------------------------
 
@@ -500,7 +523,17 @@ impl Cursor<'_> {
             }
             18 => return Some(Step::Advance(self.u32())),
             19 => return Some(Step::Reset),
-            _ => return Some(Step::Buf),
+            20 => return Some(Step::Buf),
+            21 => Call::UpdateProfile {
+                time: self.time(),
+                at: self.u8(),
+                nickname: self.text(),
+                nickname_pair: self.pair(),
+                avatar: self.text(),
+                avatar_pair: self.pair(),
+                fields: self.u8(),
+            },
+            _ => Call::DeleteAccount(self.time()),
         };
         Some(Step::Input { call, drain })
     }

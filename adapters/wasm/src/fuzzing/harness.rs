@@ -297,6 +297,44 @@ impl Harness {
                 let now = f.time(self.time(t));
                 (cba_handle_timeout(now), Returns::Zero)
             }
+            Call::UpdateProfile {
+                time,
+                at,
+                nickname,
+                nickname_pair,
+                avatar,
+                avatar_pair,
+                fields,
+            } => {
+                use crate::abi::profile::{AVATAR_URL, NICKNAME};
+                let now = f.time(self.time(time));
+                self.place = usize::from(*at) * 64;
+                let fields = u32::from(*fields);
+                if fields & !(NICKNAME | AVATAR_URL) != 0 {
+                    f.add(crate::abi::arg::FLAGS);
+                }
+                // Only the pairs of the fields given are read (and checked).
+                let mut unread = Faults::default();
+                let mut pair = |f: &mut Faults, bit, t, good: &[u8], p| {
+                    let into = if fields & bit != 0 { f } else { &mut unread };
+                    self.text(into, t, good, p)
+                };
+                let n = pair(&mut f, NICKNAME, nickname, b"Ming", nickname_pair);
+                let a = pair(
+                    &mut f,
+                    AVATAR_URL,
+                    avatar,
+                    b"https://a.example/m.png",
+                    avatar_pair,
+                );
+                f.settle(self.base);
+                let r = cba_update_profile(now, n.0, n.1, a.0, a.1, fields);
+                (r, Returns::OpId)
+            }
+            Call::DeleteAccount(t) => {
+                let now = f.time(self.time(t));
+                (cba_delete_account(now), Returns::OpId)
+            }
         };
         let restore = matches!(call, Call::Restore { .. });
         self.contract.after_input(r, returns, &f, before, restore);

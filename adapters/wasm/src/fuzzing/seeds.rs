@@ -373,5 +373,54 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         ]
     });
 
+    seed("profile_and_deletion", {
+        let update = |nickname, nickname_pair, avatar, fields| Call::UpdateProfile {
+            time: Time::Clock,
+            at: 2,
+            nickname,
+            nickname_pair,
+            avatar,
+            avatar_pair: Pair::Placed,
+            fields,
+        };
+        let mut s = vec![
+            init(),
+            // Signed out: refused by the engine.
+            input(update(Text::Good, Pair::Placed, Text::Good, 3)),
+            input(Call::DeleteAccount(Time::Clock)),
+        ];
+        s.extend(signed_in_anonymously());
+        s.extend([
+            // Host values: unknown bits, a hostile pair, not UTF-8; an unread bad pair.
+            input(update(Text::Good, Pair::Placed, Text::Good, 0x84)),
+            input(update(Text::Good, hostile(3, 3, 0), Text::Good, 1)),
+            input(update(Text::Canned(7), Pair::Placed, Text::Good, 3)),
+            input(update(Text::Good, hostile(3, 3, 0), Text::Good, 2)),
+            // The engine's checks: nothing given, empty, too long, not a URL.
+            input(update(Text::Good, Pair::Placed, Text::Good, 0)),
+            input(update(Text::Canned(0), Pair::Placed, Text::Good, 1)),
+            input(update(Text::Canned(8), Pair::Placed, Text::Good, 1)),
+            input(update(Text::Good, Pair::Placed, Text::Canned(1), 2)),
+            // A change answered, one refused, one undrained.
+            input(update(Text::Good, Pair::Placed, Text::Good, 3)),
+            answer(Reply::Good),
+            Step::User,
+            input(update(Text::Canned(9), Pair::Placed, Text::Good, 1)),
+            answer(Reply::Unavailable),
+            undrained(update(Text::Good, Pair::Placed, Text::Good, 1)),
+            input(Call::DeleteAccount(Time::Clock)),
+            Step::Drain,
+            answer(Reply::Good),
+            // Deleted: signed out, a snapshot written; a deletion refused next time.
+            Step::Session,
+            input(Call::SignInAnonymously(Time::Clock)),
+            answer(Reply::Good),
+            answer(Reply::Good),
+            input(Call::DeleteAccount(Time::Clock)),
+            answer(Reply::Unauthenticated),
+        ]);
+        s
+    });
+
     v
 }

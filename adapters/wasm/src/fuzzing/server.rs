@@ -70,7 +70,8 @@ impl Server {
                 200,
                 br#"{"provider_token":"pt-1","expires_in":300}"#.to_vec(),
             ),
-            Some(Endpoint::UserMe) => (
+            // `user/profile` answers the updated user, as `user/me` does.
+            Some(Endpoint::UserMe | Endpoint::UserProfile) => (
                 200,
                 format!(
                     r#"{{"sub":"100","name":"微信用户😀","picture":"https://a/b.png","email":"a@b.c","providers":[{{"id":"{APPID}","provider_user_id":"oOPENID"}}]}}"#

@@ -343,3 +343,106 @@ fn the_engine_tells_how_long_the_login_state_holds() {
     );
     assert!(s.refresh_at > T0);
 }
+
+#[test]
+fn profile_update_and_account_deletion_through_the_exports() {
+    use crate::abi::profile::{AVATAR_URL, NICKNAME};
+    let _g = fresh();
+    init(T0);
+    // Before a session: refused by the engine, nothing sent.
+    let p = put(&["Ming".as_bytes()]);
+    assert_eq!(
+        input(cba_update_profile(T0, p[0].0, p[0].1, 0, 0, NICKNAME)),
+        code(Error::CLASS_NOT_SIGNED_IN, 0)
+    );
+    assert_eq!(
+        input(cba_delete_account(T0)),
+        code(Error::CLASS_NOT_SIGNED_IN, 0)
+    );
+    sign_in_anonymously();
+
+    // Host values: unknown field bits, a pair outside the buffer or not UTF-8 (only the
+    // pairs of the fields given are read), then the engine's own checks.
+    let p = put(&["Ming".as_bytes(), b"\xff"]);
+    assert_eq!(
+        input(cba_update_profile(T0, p[0].0, p[0].1, 0, 0, 4)),
+        code(Error::CLASS_HOST, arg::FLAGS)
+    );
+    let p = put(&["Ming".as_bytes(), b"\xff"]);
+    assert_eq!(
+        input(cba_update_profile(
+            T0,
+            p[0].0,
+            p[0].1,
+            p[1].0,
+            p[1].1,
+            NICKNAME | AVATAR_URL
+        )),
+        code(Error::CLASS_HOST, arg::UTF8)
+    );
+    assert_eq!(
+        input(cba_update_profile(T0, 0, 9, 0, 0, AVATAR_URL)),
+        code(Error::CLASS_HOST, arg::RANGE)
+    );
+    assert_eq!(
+        input(cba_update_profile(T0, 0, 0, 0, 0, 0)),
+        code(Error::CLASS_API_MISUSE, 7)
+    );
+    assert_eq!(last_error().5, "profile");
+
+    // A change: the request the core writes, the reply cached and persisted.
+    let p = put(&["Ming".as_bytes(), b"\xff"]);
+    let op = cba_update_profile(T0, p[0].0, p[0].1, usize::MAX, 3, NICKNAME);
+    assert!(op >= 1.0, "{op} {:?}", error_record());
+    let t = transmits(&drain()).remove(0);
+    assert_eq!(
+        (t.method.as_str(), t.path.as_str()),
+        ("POST", "/auth/v1/user/profile")
+    );
+    assert!(
+        t.headers
+            .contains(&("x-http-method-override".into(), "PATCH".into()))
+    );
+    assert_eq!(t.body.as_deref(), Some(&br#"{"name":"Ming"}"#[..]));
+    let outs = respond(T0, &t, 200, r#"{"sub":"100","name":"Ming"}"#);
+    assert!(completes(&outs, op, Ok((6, 0))), "{outs:?}");
+    assert!(persisted(&outs).is_some());
+    assert_eq!(cba_user(), 1.0);
+    assert_eq!(read(|r| r.user())[1], "Ming");
+
+    // A refusal carries the server's texts in the error record.
+    let p = put(&["Ming".as_bytes()]);
+    let op = cba_update_profile(T0, p[0].0, p[0].1, 0, 0, NICKNAME);
+    let t = transmits(&drain()).remove(0);
+    let outs = respond(
+        T0,
+        &t,
+        400,
+        r#"{"error":"invalid_argument","error_code":3,"error_description":"nickname taken"}"#,
+    );
+    let refused = outs
+        .iter()
+        .find_map(|o| match o {
+            OutputRecord::Completed {
+                op: id,
+                result: Err(e),
+            } if f64::from(*id) == op => Some(e.clone()),
+            _ => None,
+        })
+        .expect("the refusal");
+    assert_eq!((refused.class, refused.status), (Error::CLASS_SERVER, 400));
+    assert_eq!(refused.error, "invalid_argument");
+    assert_eq!(refused.error_description, "nickname taken");
+
+    // Deletion: DELETE user/me, then signed out with a snapshot.
+    let op = cba_delete_account(T0);
+    let t = transmits(&drain()).remove(0);
+    assert_eq!(
+        (t.method.as_str(), t.path.as_str()),
+        ("DELETE", "/auth/v1/user/me")
+    );
+    let outs = respond(T0, &t, 200, "{}");
+    assert!(completes(&outs, op, Ok((7, 0))), "{outs:?}");
+    assert!(outs.contains(&OutputRecord::Changed(2, 4)), "{outs:?}");
+    assert_eq!(cba_session(), 0.0);
+}

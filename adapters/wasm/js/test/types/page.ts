@@ -1,5 +1,5 @@
 // The CloudBase guide's example page (pages/index/index.js), as TypeScript.
-import type { User } from '../../index';
+import type { AuthError, User } from '../../index';
 
 Page({
   data: {
@@ -41,6 +41,26 @@ Page({
     const state = await auth.signInWithWeChat();
     const { user } = await auth.getUserInfo();
     console.log(state.loginType, state.credential.accessTokenExpire, user.nickName, user.openid);
+  },
+
+  async handleNickname(e: { detail: { value: string } }) {
+    const auth = wx.cloud.auth();
+    const user = auth.currentUser;
+    if (!user) return;
+    try {
+      await user.update({ nickName: e.detail.value });
+      this.checkLoginState();
+    } catch (err) {
+      const { code, errorDescription } = err as AuthError;
+      console.error('Update failed:', code, errorDescription);
+    }
+  },
+
+  async handleDeleteAccount() {
+    const auth = wx.cloud.auth();
+    const done: Promise<void> = auth.deleteMe();
+    await done;
+    this.setData({ isLoggedIn: false, userInfo: null });
   },
 
   async handleLogout() {
