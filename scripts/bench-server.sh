@@ -15,6 +15,10 @@
 #                  and report the rates at that size (the emulator stays empty)
 #   --duration D   wrk's -d (default 15s)
 #   --no-emulator  measure our server only
+#   --postgres N   also measure N instances on one PostgreSQL (a throwaway cluster,
+#                  fsync on like SQLite's synchronous=FULL) behind nginx round-robin, and
+#                  print them beside the single SQLite instance of the same run
+#                  (scripts/lib-scale-out.sh; needs postgresql and nginx: setup.sh)
 #   --keep DIR     keep the work dir (wrk outputs, logs) in DIR instead of a temp dir
 #   BENCH_SERVER_BIN=PATH  measure that binary instead of building this checkout
 #
@@ -31,6 +35,7 @@ CONNS=64
 USERS=0
 EMULATOR=1
 KEEP=""
+PG_INSTANCES=0
 ENV_ID=bench-env
 PROJECT=demo-bench
 API_KEY=fake-api-key
@@ -48,11 +53,15 @@ while [ $# -gt 0 ]; do
     --users) USERS=$2; shift 2 ;;
     --no-emulator) EMULATOR=0; shift ;;
     --keep) KEEP=$2; shift 2 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    --postgres) PG_INSTANCES=$2; shift 2 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
 [[ "$USERS" =~ ^[0-9]+$ ]] || die "--users takes a number"
+[[ "$PG_INSTANCES" =~ ^[0-9]+$ ]] || die "--postgres takes a number"
+# shellcheck source=scripts/lib-scale-out.sh
+. scripts/lib-scale-out.sh
 
 # --- tools -----------------------------------------------------------------------------
 
@@ -106,6 +115,7 @@ cleanup() {
   for pid in "${PIDS[@]}"; do
     kill -KILL -- "-$pid" 2>/dev/null || true
   done
+  so_cleanup
   [ -n "$KEEP" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -267,6 +277,19 @@ START[ours]=$(wait_200 "http://$addr/healthz" "$t0" 30) || die "serve never answ
 bench ours "http://$addr" "$OURS_PID"
 kill -TERM "$OURS_PID" 2>/dev/null || true
 
+# --- N instances on PostgreSQL behind nginx --------------------------------------------
+
+if [ "$PG_INSTANCES" -gt 0 ]; then
+  so_pg_start on
+  PG_URL=$(so_pg_createdb auth)
+  t0=$(now_ms)
+  so_instances "$PG_INSTANCES" "$BIN" "$PG_URL" "$WORK/pg-data" "$WORK/pg-instance" \
+    --env "$ENV_ID" --signin-rate-per-ip 0 --signin-rate-per-device 0
+  so_nginx "${SO_ADDRS[@]}"
+  START[pg]=$(wait_200 "http://127.0.0.1:$SO_NGINX_PORT/healthz" "$t0" 30) || die "nginx never answered 200"
+  bench pg "http://127.0.0.1:$SO_NGINX_PORT" "${SO_INSTANCE_PIDS[0]}"
+fi
+
 # --- the Firebase Auth Emulator --------------------------------------------------------
 
 if [ "$EMULATOR" = 1 ]; then
@@ -326,3 +349,16 @@ for row in "signin|anonymous sign-in / accounts:signUp|$GOAL_SIGNIN" \
 done
 echo "| start → first 200 | ${START[ours]} ms | ${START[emulator]:-–} ms | | | |"
 echo "| RSS idle → after load | ${RSS_IDLE[ours]} → ${RSS_AFTER[ours]} MB | ${RSS_IDLE[emulator]:-–} → ${RSS_AFTER[emulator]:-–} MB | | | |"
+
+if [ "$PG_INSTANCES" -gt 0 ]; then
+  echo
+  echo "Scale-out, same run: $PG_INSTANCES instances on one PostgreSQL $("$SO_PG_BIN/postgres" --version | awk '{print $3}') (fsync on) behind nginx, beside one SQLite instance"
+  echo
+  echo "| endpoint | SQLite, 1 instance | PostgreSQL, $PG_INSTANCES instances + nginx | ratio |"
+  echo "|---|---|---|---|"
+  for row in "signin|anonymous sign-in" "refresh|refresh" "me|user/me"; do
+    IFS='|' read -r op label <<<"$row"
+    echo "| $label | $(cell "ours-$op") | $(cell "pg-$op") | $(ratio "${RPS[pg-$op]}" "${RPS[ours-$op]}") |"
+  done
+  echo "| RSS idle → after load (one instance) | ${RSS_IDLE[ours]} → ${RSS_AFTER[ours]} MB | ${RSS_IDLE[pg]} → ${RSS_AFTER[pg]} MB | |"
+fi

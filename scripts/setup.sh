@@ -116,11 +116,26 @@ ensure_cargo_fuzz() {
   cargo +nightly install cargo-fuzz --locked || die "could not install cargo-fuzz"
 }
 
+# Debian's PostgreSQL (the scale-out tests start throwaway clusters with its
+# /usr/lib/postgresql/*/bin/initdb and pg_ctl) and nginx (the balancer in front of
+# several instances). Only the binaries are used: the packages' own services are left
+# as the packages set them up.
+SCALE_OUT_PKGS=(postgresql nginx)
+ensure_scale_out_pkgs() {
+  if debian_pkgs_installed "${SCALE_OUT_PKGS[@]}" && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    return
+  fi
+  say "apt-get install ${SCALE_OUT_PKGS[*]}"
+  apt_install "${SCALE_OUT_PKGS[@]}" || die "cannot install ${SCALE_OUT_PKGS[*]} (the PostgreSQL tests need them)"
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || die "no /usr/lib/postgresql/*/bin/initdb after installing postgresql"
+}
+
 main() {
   ensure_rustup
   ensure_rust_components
   ensure_nostd_targets
   ensure_cargo_fuzz
+  ensure_scale_out_pkgs
   say "done"
 }
 

@@ -46,9 +46,15 @@ step client  ./scripts/check-client.sh
 step doc     env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
 step nostd   ./scripts/build-nostd.sh
 step test    cargo test --workspace --all-features --no-fail-fast
+# The server's API, console and store suites again, on PostgreSQL (a throwaway cluster
+# per test binary; fails, never skips, when PostgreSQL is missing).
+step pg      env CLOUDBASE_AUTH_TEST_BACKEND=postgres \
+  cargo test -p cloudbase-auth-server --all-features --no-fail-fast --test api --test console --test store
 # The criterion benches (benches/) are built, not run: they must keep compiling.
 step benches cargo bench --workspace --no-run
 step jssdk   ./scripts/test-js-sdk.sh
+# The official SDK suite through nginx in front of two instances on one PostgreSQL.
+step scale   ./scripts/scale-out.sh --serve-args "--access-token-ttl 33s" -- ./scripts/test-js-sdk.sh
 step wasm    ./scripts/test-wasm.sh
 step browser ./scripts/test-browser.sh
 step console ./scripts/test-console.sh

@@ -1,6 +1,7 @@
 -- wrk script of ./scripts/bench-server.sh: one operation against one server, chosen by
 -- environment variables (wrk passes no arguments to a script's threads):
---   BENCH_TARGET  ours | emulator  (cloudbase-auth serve, or the Firebase Auth Emulator)
+--   BENCH_TARGET  ours | pg | emulator  (cloudbase-auth serve on SQLite, on PostgreSQL behind
+--                 nginx, or the Firebase Auth Emulator)
 --   BENCH_OP      signin | refresh | me
 --   BENCH_POOL    directory of the token pool: one file per sign-in thread
 --                 (pool-<thread>.tsv, lines "refresh_token<TAB>access_token")
@@ -91,7 +92,7 @@ function init(args)
 end
 
 local function signin_request()
-  if target == "ours" then
+  if target ~= "emulator" then
     return wrk.format("POST", "/auth/v1/signin/anonymously?client_id=" .. env_id, nil, "{}")
   end
   return wrk.format("POST", "/identitytoolkit.googleapis.com/v1/accounts:signUp?key=" .. api_key,
@@ -99,7 +100,7 @@ local function signin_request()
 end
 
 local function refresh_request(token)
-  if target == "ours" then
+  if target ~= "emulator" then
     local body = '{"client_id":"' .. env_id .. '","grant_type":"refresh_token","refresh_token":"'
       .. token .. '"}'
     return wrk.format("POST", "/auth/v1/token?client_id=" .. env_id, nil, body)
@@ -109,7 +110,7 @@ local function refresh_request(token)
 end
 
 local function me_request(token)
-  if target == "ours" then
+  if target ~= "emulator" then
     return wrk.format("GET", "/auth/v1/user/me", { ["Authorization"] = "Bearer " .. token }, nil)
   end
   return wrk.format("POST", "/identitytoolkit.googleapis.com/v1/accounts:lookup?key=" .. api_key,

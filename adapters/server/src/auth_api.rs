@@ -19,7 +19,7 @@ use super::jwt::{self, AccessClaims, Expiry};
 use super::replies;
 use super::request::{bearer, client_id, device_id, parse_json, query_param, read_body};
 use super::secrets::{self, OpaqueToken, hash_token};
-use super::state::{AppState, internal, unix_now};
+use super::state::{AppState, internal, store_failed, unix_now};
 use super::store::{
     BindOutcome, Identity, NewFamily, ProviderGrant, Rotation, Successor, UserRecord,
 };
@@ -113,7 +113,7 @@ async fn dispatch(
         Endpoint::Revoke => {
             let env = required_client_id(query_client)?;
             state.envs.served(&env)?;
-            if !state.envs.exists(&env) {
+            if !state.envs.exists(&env, state.store.as_ref()).await? {
                 return Err(ApiError::invalid_argument(format!(
                     "env {env} does not exist on this server (an env is created by its first sign-in)"
                 )));
@@ -133,7 +133,7 @@ async fn dispatch(
                 .store
                 .revoke_family(&claims.sid, unix_now())
                 .await
-                .map_err(|e| internal("sign-out", &e))?;
+                .map_err(|e| store_failed("sign-out", &e))?;
             tracing::info!(uid = %claims.sub, "signed out");
             Ok(empty_object())
         }
@@ -168,7 +168,7 @@ async fn dispatch(
                 .store
                 .delete_user(&user.uid)
                 .await
-                .map_err(|e| internal("deleting a user", &e))?;
+                .map_err(|e| store_failed("deleting a user", &e))?;
             if !deleted {
                 return Err(ApiError::unauthenticated("session revoked or user deleted"));
             }
@@ -192,7 +192,7 @@ async fn update_profile(
         .store
         .update_profile(&user.uid, name.as_deref(), picture.as_deref(), unix_now())
         .await
-        .map_err(|e| internal("updating a profile", &e))?
+        .map_err(|e| store_failed("updating a profile", &e))?
         .ok_or_else(|| ApiError::unauthenticated("session revoked or user deleted"))?;
     tracing::info!(uid = %updated.uid, "profile updated");
     replies::user_reply(&updated)
@@ -316,7 +316,7 @@ async fn sign_in_anonymously(
         .store
         .create_anonymous(&user, &family, now)
         .await
-        .map_err(|e| internal("anonymous sign-in", &e))?;
+        .map_err(|e| store_failed("anonymous sign-in", &e))?;
     state.envs.signed_in(env);
     tracing::info!(uid = %user.uid, env, "anonymous sign-in");
     replies::credentials(state, &user, &family.id, &refresh)
@@ -379,7 +379,7 @@ async fn provider_token(
         .store
         .put_provider_grant(&token.hash(), &grant)
         .await
-        .map_err(|e| internal("storing a provider token", &e))?;
+        .map_err(|e| store_failed("storing a provider token", &e))?;
     let mut reply = ProviderTokenReply::default();
     reply.provider_token = heapless::String::try_from(token.as_str())
         .map_err(|_| internal("provider token", &"exceeds capacity"))?;
@@ -398,7 +398,7 @@ async fn take_grant(state: &AppState, env: &str, token: &str) -> Result<Provider
         .store
         .take_provider_grant(&hash_token(token), env, unix_now())
         .await
-        .map_err(|e| internal("reading a provider token", &e))?
+        .map_err(|e| store_failed("reading a provider token", &e))?
         .ok_or_else(invalid)
 }
 
@@ -414,7 +414,7 @@ async fn sign_in_with_provider(
         .store
         .sign_in_identity(env, &grant.identity, &new_uid()?, &family, unix_now())
         .await
-        .map_err(|e| internal("WeChat sign-in", &e))?;
+        .map_err(|e| store_failed("WeChat sign-in", &e))?;
     if user.disabled_at.is_some() {
         tracing::info!(uid = %user.uid, env, "WeChat sign-in of a disabled user refused");
         return Err(ApiError::user_blocked());
@@ -446,7 +446,9 @@ async fn refresh(
     state.envs.served(&env)?;
     let presented = request.refresh_token.as_str();
     // No refresh token of an env that does not exist can exist.
-    if !state.envs.exists(&env) || presented.len() > REFRESH_TOKEN_MAX || !is_token_safe(presented)
+    if presented.len() > REFRESH_TOKEN_MAX
+        || !is_token_safe(presented)
+        || !state.envs.exists(&env, state.store.as_ref()).await?
     {
         return Err(ApiError::invalid_grant(
             "refresh token invalid, expired or revoked",
@@ -462,7 +464,7 @@ async fn refresh(
         .store
         .rotate_refresh(&hash_token(presented), &env, &successor, unix_now(), grace)
         .await
-        .map_err(|e| internal("refresh", &e))?;
+        .map_err(|e| store_failed("refresh", &e))?;
     match rotation {
         Rotation::Rotated { family, user } => replies::credentials(state, &user, &family, &next),
         Rotation::Replayed {
@@ -560,14 +562,14 @@ async fn session_user(
     state: &AppState,
     claims: &AccessClaims,
 ) -> Result<Option<UserRecord>, ApiError> {
-    if !state.envs.exists(&claims.aud) {
+    if !state.envs.exists(&claims.aud, state.store.as_ref()).await? {
         return Ok(None);
     }
     Ok(state
         .store
         .session_user(&claims.sid)
         .await
-        .map_err(|e| internal("loading a session", &e))?
+        .map_err(|e| store_failed("loading a session", &e))?
         .filter(|u| u.uid == claims.sub && u.env == claims.aud))
 }
 
@@ -617,7 +619,7 @@ async fn revoke(state: &AppState, env: &str, token: &str) -> Result<Response, Ap
             .store
             .family_of_refresh(&hash_token(token), env)
             .await
-            .map_err(|e| internal("revoke", &e))?
+            .map_err(|e| store_failed("revoke", &e))?
     } else {
         None
     };
@@ -626,7 +628,7 @@ async fn revoke(state: &AppState, env: &str, token: &str) -> Result<Response, Ap
             .store
             .revoke_family(&family, unix_now())
             .await
-            .map_err(|e| internal("revoke", &e))?;
+            .map_err(|e| store_failed("revoke", &e))?;
         if revoked {
             tracing::info!(env, "session revoked");
         }
@@ -640,7 +642,7 @@ async fn bind(state: &AppState, user: &UserRecord, token: &str) -> Result<Respon
         .store
         .bind_identity(&user.uid, &user.env, &grant.identity, unix_now())
         .await
-        .map_err(|e| internal("bind", &e))?;
+        .map_err(|e| store_failed("bind", &e))?;
     match outcome {
         BindOutcome::Bound => {
             tracing::info!(uid = %user.uid, appid = %grant.identity.appid, "WeChat identity bound");

@@ -7,8 +7,8 @@
 //! signing keys in the store of a data dir, whether its server runs or not.
 
 use crate::config::{
-    ADMIN_TOKEN_ENV, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_WECHAT_BASE_URL, WECHAT_APPS_ENV,
-    WeChatApps, WeChatAppsError,
+    ADMIN_TOKEN_ENV, DATABASE_ENV, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_WECHAT_BASE_URL,
+    DatabaseUrl, WECHAT_APPS_ENV, WeChatApps, WeChatAppsError,
 };
 use crate::keys::{KEK_ENV, KEK_FILE_ENV, KekSource, KeyError};
 use crate::store::{SqliteStore, Store, StoredKey};
@@ -73,6 +73,15 @@ pub struct ServeArgs {
     /// is integrity-checked at every start.
     #[arg(long, default_value = DEFAULT_DATA_DIR, value_name = "DIR")]
     pub data_dir: PathBuf,
+
+    /// Store users and sessions in PostgreSQL instead of SQLite:
+    /// postgres://USER:PASSWORD@HOST:PORT/DB. Several servers may then run on one database
+    /// behind a load balancer; the data dir then holds only the default key-encryption
+    /// key, which every instance must share (one data dir, a copy, or the same
+    /// --kek-file / CLOUDBASE_AUTH_KEK). Migrations are applied at start.
+    /// The password never appears in logs or messages.
+    #[arg(long, env = DATABASE_ENV, hide_env_values = true, value_parser = parse_database, value_name = "URL")]
+    pub database: Option<DatabaseUrl>,
 
     /// Env id to serve (repeat for several). Clients name it as `client_id`. Without any
     /// --env, every valid env id (1..=64 of [A-Za-z0-9_-]) is accepted: an env is
@@ -207,6 +216,7 @@ pub fn serve_exit_code(error: &StartError) -> u8 {
         | StartError::BadAdminToken
         | StartError::BadTtl
         | StartError::BadWeChatBaseUrl(_)
+        | StartError::BadDatabase(_)
         | StartError::Import { .. } => 2,
         StartError::StoreDamaged(_)
         | StartError::StoreMissing { .. }
@@ -227,6 +237,12 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     }
     s.parse()
         .map_err(|_| format!("`{s}` is not IP:PORT (e.g. 127.0.0.1:8787 or [::1]:8787)"))
+}
+
+/// A `--database` value. Checked when the server starts, so that no parse error of the
+/// command line can echo a URL holding a password.
+pub fn parse_database(s: &str) -> Result<DatabaseUrl, std::convert::Infallible> {
+    Ok(DatabaseUrl::new(s))
 }
 
 /// Why the command line could not become a configuration.
@@ -278,6 +294,7 @@ impl ServeArgs {
         }
         let mut config = ServeConfig::new(self.data_dir.clone());
         config.listen = self.listen;
+        config.database = self.database.clone();
         config.envs = self.envs.clone();
         config.access_token_ttl = self.access_token_ttl;
         config.refresh_token_ttl = self.refresh_token_ttl;
@@ -337,6 +354,11 @@ pub struct KeysArgs {
     /// CLOUDBASE_AUTH_KEK. Default: key-encryption-key in the data dir.
     #[arg(long, env = KEK_FILE_ENV, value_name = "FILE", global = true)]
     pub kek_file: Option<PathBuf>,
+
+    /// The PostgreSQL store of the servers (`serve --database`), instead of the SQLite
+    /// store of the data dir.
+    #[arg(long, env = DATABASE_ENV, hide_env_values = true, value_parser = parse_database, value_name = "URL", global = true)]
+    pub database: Option<DatabaseUrl>,
 }
 
 /// The `keys` subcommands.
@@ -399,7 +421,13 @@ pub fn run_keys_blocking(args: &KeysArgs) -> ExitCode {
         }
     };
     let kek = kek_source(args.kek_file.as_ref(), |name| std::env::var(name).ok());
-    match runtime.block_on(run_keys(&args.data_dir, &args.command, kek)) {
+    let run = async {
+        match &args.database {
+            Some(url) => run_keys_on_postgres(&args.data_dir, url, &args.command, kek).await,
+            None => run_keys(&args.data_dir, &args.command, kek).await,
+        }
+    };
+    match runtime.block_on(run) {
         Ok(text) => {
             print!("{text}");
             ExitCode::SUCCESS
@@ -439,9 +467,39 @@ pub async fn run_keys(
     result.map_err(KeysError::from)
 }
 
+/// [`run_keys`] on the PostgreSQL store at `url` (the data dir holds only the default
+/// key-encryption key then).
+pub async fn run_keys_on_postgres(
+    dir: &std::path::Path,
+    url: &DatabaseUrl,
+    command: &KeysCommand,
+    kek: KekSource,
+) -> Result<String, KeysError> {
+    let mut config = ServeConfig::new(dir.to_path_buf());
+    config.kek = kek;
+    config.database = Some(url.clone());
+    if !url.is_postgres() {
+        return Err(StartError::BadDatabase(url.clone()).into());
+    }
+    let store = crate::store::PgStore::connect(url, std::time::Duration::from_secs(5))
+        .await
+        .map_err(StartError::Store)?;
+    let lock = store.lock_start().await.map_err(StartError::Store);
+    let result = match lock {
+        Ok(lock) => {
+            let result = keys_on(&config, &store, command).await;
+            lock.release().await;
+            result
+        }
+        Err(e) => Err(e),
+    };
+    store.close().await;
+    result.map_err(KeysError::from)
+}
+
 async fn keys_on(
     config: &ServeConfig,
-    store: &SqliteStore,
+    store: &dyn crate::store::Store,
     command: &KeysCommand,
 ) -> Result<String, StartError> {
     let kek = crate::prepare_keys(config, store).await?;

@@ -181,6 +181,74 @@ impl Default for RateLimits {
     }
 }
 
+/// Environment variable of `--database`.
+pub const DATABASE_ENV: &str = "CLOUDBASE_AUTH_DATABASE";
+
+/// A PostgreSQL URL (`postgres://user:password@host:port/db`). Its `Display` and `Debug`
+/// show it with any password (in the user info or a `password` query parameter)
+/// replaced by `***`, so it can be logged and put in error messages; only
+/// [`DatabaseUrl::expose`] gives the URL itself.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+/// The redacted stand-in for a password.
+const REDACTED: &str = "***";
+
+impl DatabaseUrl {
+    /// Wraps a URL (checked when the server starts: [`DatabaseUrl::is_postgres`]).
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The URL with its password, for the database driver only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is a well-formed `postgres://` or `postgresql://` URL.
+    pub fn is_postgres(&self) -> bool {
+        url::Url::parse(&self.0).is_ok_and(|u| matches!(u.scheme(), "postgres" | "postgresql"))
+    }
+
+    /// The URL with its password replaced.
+    fn redacted(&self) -> String {
+        let Ok(mut url) = url::Url::parse(&self.0) else {
+            // Unparseable: nothing of it is shown (it may hold a password anyway).
+            return "(an unparseable database URL)".to_owned();
+        };
+        if url.password().is_some() {
+            let _ = url.set_password(Some(REDACTED));
+        }
+        if url.query().is_some() {
+            let pairs: Vec<(String, String)> = url
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if k.eq_ignore_ascii_case("password") {
+                        REDACTED.to_owned()
+                    } else {
+                        v.into_owned()
+                    };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            url.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        url.to_string()
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({})", self.redacted())
+    }
+}
+
 /// Settings of one server. Build with [`ServeConfig::new`] and change fields.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -188,8 +256,11 @@ pub struct ServeConfig {
     /// Address to listen on; port 0 picks a free port (see `Server::local_addr`).
     pub listen: SocketAddr,
     /// Directory of the SQLite store (and, by default, the key-encryption key); created
-    /// on first start.
+    /// on first start. With [`ServeConfig::database`] it holds only the key-encryption
+    /// key (by default), and several instances may share it.
     pub data_dir: PathBuf,
+    /// The PostgreSQL store of several instances; `None`: SQLite in the data dir.
+    pub database: Option<DatabaseUrl>,
     /// Env ids served. Empty: any valid env id is accepted (an env is created by its
     /// first sign-in).
     pub envs: Vec<String>,
@@ -242,6 +313,7 @@ impl ServeConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
             data_dir: data_dir.into(),
+            database: None,
             envs: Vec::new(),
             access_token_ttl: Duration::from_secs(2 * 3600),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
@@ -266,6 +338,31 @@ impl ServeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn database_urls_never_show_their_password() {
+        for (url, shown) in [
+            (
+                "postgres://auth:s3cret@db.example:5432/auth",
+                "postgres://auth:***@db.example:5432/auth",
+            ),
+            (
+                "postgresql://auth@db/auth?password=s3cret&sslmode=require",
+                "postgresql://auth@db/auth?password=***&sslmode=require",
+            ),
+            ("postgres://db/auth", "postgres://db/auth"),
+            ("not a url s3cret", "(an unparseable database URL)"),
+        ] {
+            let url = DatabaseUrl::new(url);
+            assert_eq!(url.to_string(), shown);
+            assert!(!format!("{url:?}").contains("s3cret"));
+        }
+        assert!(DatabaseUrl::new("postgres://db/auth").is_postgres());
+        assert!(!DatabaseUrl::new("mysql://db/auth").is_postgres());
+        let mut config = ServeConfig::new("d");
+        config.database = Some(DatabaseUrl::new("postgres://a:s3cret@h/d"));
+        assert!(!format!("{config:?}").contains("s3cret"));
+    }
 
     #[test]
     fn app_lists_parse_and_hide_secrets() {

@@ -72,7 +72,7 @@ pub mod transfer;
 mod verified;
 mod wechat;
 
-pub use config::{RateLimits, ServeConfig, WeChatApps, WeChatConfig, WeChatMode};
+pub use config::{DatabaseUrl, RateLimits, ServeConfig, WeChatApps, WeChatConfig, WeChatMode};
 pub use datadir::LOCK_FILE;
 
 use state::{AppState, Envs, unix_now};
@@ -80,7 +80,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use store::{OpenError, SqliteStore, Store, StoreError};
+use store::{OpenError, PgStore, SharedCodes, SqliteStore, Store, StoreError};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wechat::{Code2Session, RealWeChat, WeChatEmulator};
@@ -118,6 +118,12 @@ pub enum StartError {
     /// The WeChat base URL is not an http(s) URL.
     #[error("--wechat-base-url must start with http:// or https://, got `{0}`")]
     BadWeChatBaseUrl(String),
+    /// `--database` is not a PostgreSQL URL.
+    #[error(
+        "--database must be a postgres:// (or postgresql://) URL, got `{0}`; without --database \
+         the store is SQLite in --data-dir"
+    )]
+    BadDatabase(DatabaseUrl),
     /// The admin token from the environment is unusable.
     #[error("CLOUDBASE_AUTH_ADMIN_TOKEN must be 16..=256 visible ASCII characters")]
     BadAdminToken,
@@ -264,6 +270,11 @@ fn check_config(config: &ServeConfig) -> Result<(), StartError> {
     {
         return Err(StartError::BadTtl);
     }
+    if let Some(url) = &config.database
+        && !url.is_postgres()
+    {
+        return Err(StartError::BadDatabase(url.clone()));
+    }
     let url = &config.wechat.base_url;
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(StartError::BadWeChatBaseUrl(url.clone()));
@@ -308,12 +319,22 @@ impl Server {
         let header_timeout = state.config.request_timeout;
         let serving = tokio::spawn(listener::serve(listener, app, header_timeout, stopped));
         let purging = tokio::spawn(purge_loop(state.clone()));
-        tracing::info!(
-            %addr,
-            wechat = ?state.config.wechat.mode,
-            data_dir = %state.config.data_dir.display(),
-            "server started"
-        );
+        match &state.config.database {
+            Some(database) => tracing::info!(
+                %addr,
+                wechat = ?state.config.wechat.mode,
+                data_dir = %state.config.data_dir.display(),
+                // Displayed with its password redacted.
+                %database,
+                "server started"
+            ),
+            None => tracing::info!(
+                %addr,
+                wechat = ?state.config.wechat.mode,
+                data_dir = %state.config.data_dir.display(),
+                "server started"
+            ),
+        }
         Ok(Server {
             addr,
             admin_token_generated: opened.admin_token_generated,
@@ -393,6 +414,26 @@ async fn open(config: ServeConfig) -> Result<Opened, StartError> {
         source,
     };
     datadir::create(dir).map_err(dir_error)?;
+    if let Some(url) = config.database.clone() {
+        // Several instances share the database; the data dir holds only the default
+        // key-encryption key, which they share too (read-only once created), so it is not
+        // locked. The database's start lock makes the first instance set the keys up.
+        let pg = Arc::new(PgStore::connect(&url, pool_wait(&config)).await?);
+        let store: Arc<dyn Store> = pg.clone();
+        let shared: Arc<dyn SharedCodes> = pg.clone();
+        let opened = match pg.lock_start().await {
+            Ok(lock) => {
+                let opened = open_with_store(config, store.clone(), None, Some(shared)).await;
+                lock.release().await;
+                opened
+            }
+            Err(e) => Err(e.into()),
+        };
+        if opened.is_err() {
+            store.close().await;
+        }
+        return opened;
+    }
     let lock = datadir::DirLock::acquire(dir).map_err(|e| match e {
         datadir::LockError::Held => StartError::DataDirInUse(dir.clone()),
         datadir::LockError::Io(source) => StartError::DataDirLock {
@@ -423,7 +464,7 @@ async fn open(config: ServeConfig) -> Result<Opened, StartError> {
         OpenError::Store(e) => StartError::Store(e),
         damaged => StartError::StoreDamaged(damaged),
     })?);
-    match open_with_store(config, store.clone(), lock).await {
+    match open_with_store(config, store.clone(), Some(lock), None).await {
         Ok(opened) => Ok(opened),
         Err(e) => {
             store.close().await;
@@ -540,11 +581,20 @@ pub(crate) fn ttl_secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
-/// [`open`] once the store is open (which the caller closes on failure).
+/// How long a request waits for a database connection: well within the request
+/// timeout, so a database that is down is answered with a 503, not a 408.
+fn pool_wait(config: &ServeConfig) -> Duration {
+    (config.request_timeout / 3).clamp(Duration::from_millis(100), Duration::from_secs(5))
+}
+
+/// [`open`] once the store is open (which the caller closes on failure). `lock` is the
+/// data dir's (SQLite); `shared` is the store of emulated WeChat codes when several
+/// instances share the store (PostgreSQL).
 async fn open_with_store(
     config: ServeConfig,
     store: Arc<dyn Store>,
-    lock: datadir::DirLock,
+    lock: Option<datadir::DirLock>,
+    shared: Option<Arc<dyn SharedCodes>>,
 ) -> Result<Opened, StartError> {
     let kek = prepare_keys(&config, store.as_ref()).await?;
     let keys = keys::Keyring::read(store.clone(), kek, ttl_secs(config.access_token_ttl)).await?;
@@ -560,7 +610,7 @@ async fn open_with_store(
             })?;
         tracing::info!(users = n, path = %path.display(), "imported users");
     }
-    let envs = Envs::new(&config.envs, store.list_envs().await?);
+    let envs = Envs::new(&config.envs, store.list_envs().await?, shared.is_some());
 
     let (emulator, wechat, admin_token, generated): (
         Option<Arc<WeChatEmulator>>,
@@ -582,6 +632,7 @@ async fn open_with_store(
                 config.wechat.apps.clone(),
                 config.wechat.emulator_quota_per_minute,
                 config.wechat.emulator_code_ttl,
+                shared,
             ));
             let (token, generated) = match &config.admin_token {
                 Some(t) => (t.clone(), false),
@@ -599,7 +650,7 @@ async fn open_with_store(
 
     let state = Arc::new(AppState {
         envs,
-        dir_lock: std::sync::Mutex::new(Some(lock)),
+        dir_lock: std::sync::Mutex::new(lock),
         ip_limit: ratelimit::RateLimiter::new(config.rate_limits.per_ip_per_minute),
         device_limit: ratelimit::RateLimiter::new(config.rate_limits.per_device_per_minute),
         config,

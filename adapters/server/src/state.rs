@@ -5,7 +5,7 @@ use super::datadir::DirLock;
 use super::error::ApiError;
 use super::keys::Keyring;
 use super::ratelimit::RateLimiter;
-use super::store::Store;
+use super::store::{Store, StoreError};
 use super::verified::VerifiedTokens;
 use super::wechat::{Code2Session, WeChatEmulator};
 use cloudbase_auth_core::capacity::ENV_ID_MAX;
@@ -31,18 +31,25 @@ pub(crate) fn unix_now() -> i64 {
 pub(crate) struct Envs {
     /// `Some`: only these (`--env`); `None`: any valid id, created by its first sign-in.
     fixed: Option<HashSet<String>>,
-    /// The envs of the store. This server is the store's only writer (the data dir is
-    /// locked), so the set is loaded once at start and kept up to date in memory.
+    /// The envs of the store, loaded at start and kept up to date in memory. On SQLite
+    /// this server is the store's only writer (the data dir is locked), so the set is
+    /// complete.
     known: Mutex<HashSet<String>>,
+    /// Whether other servers write to the store too (PostgreSQL): an env missing from
+    /// [`Envs::known`] may have been created by another instance since, so the store is
+    /// asked before one is taken for absent.
+    shared: bool,
 }
 
 impl Envs {
-    /// `configured` (`--env`, empty for any) over the envs `stored` in the store.
-    pub(crate) fn new(configured: &[String], stored: Vec<String>) -> Self {
+    /// `configured` (`--env`, empty for any) over the envs `stored` in the store, which
+    /// other servers also write to when `shared`.
+    pub(crate) fn new(configured: &[String], stored: Vec<String>, shared: bool) -> Self {
         let fixed: HashSet<String> = configured.iter().cloned().collect();
         Self {
             known: Mutex::new(stored.into_iter().collect()),
             fixed: (!fixed.is_empty()).then_some(fixed),
+            shared,
         }
     }
 
@@ -69,8 +76,26 @@ impl Envs {
     }
 
     /// Whether `env` exists (has had a user). No token, session or user of an env that
-    /// does not exist can exist, so a request of one is answered without the store.
-    pub(crate) fn exists(&self, env: &str) -> bool {
+    /// does not exist can exist, so a request of one is answered without the store (on
+    /// a shared store, after one read of the env list, which may show it created by
+    /// another instance).
+    pub(crate) async fn exists(&self, env: &str, store: &dyn Store) -> Result<bool, ApiError> {
+        if self.contains(env) {
+            return Ok(true);
+        }
+        if !self.shared {
+            return Ok(false);
+        }
+        let stored = store
+            .list_envs()
+            .await
+            .map_err(|e| store_failed("reading the envs", &e))?;
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        known.extend(stored);
+        Ok(known.contains(env))
+    }
+
+    fn contains(&self, env: &str) -> bool {
         self.known
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -109,6 +134,17 @@ fn not_served(env: &str) -> ApiError {
 pub(crate) fn internal(what: &str, err: &dyn std::fmt::Display) -> ApiError {
     tracing::error!(error = %err, "{what} failed");
     ApiError::internal()
+}
+
+/// Logs a store failure and answers 503 when the database is unreachable for now
+/// (down, restarting: the client may retry), else 500. Store errors carry no secrets.
+pub(crate) fn store_failed(what: &str, err: &StoreError) -> ApiError {
+    if err.is_unavailable() {
+        tracing::warn!(error = %err, "{what} failed: the database is unavailable");
+        ApiError::unavailable("the database is unavailable; retry shortly")
+    } else {
+        internal(what, err)
+    }
 }
 
 /// The shared state of one server.

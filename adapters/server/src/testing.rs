@@ -36,6 +36,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod pg;
+pub use pg::{BACKEND_ENV, PgCluster, postgres_backend};
+
 /// The env id the tests use.
 pub const ENV: &str = "test-env-1a2b";
 /// The Mini Program appId the tests use.
@@ -226,11 +229,24 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Defaults for tests: loopback port 0, fresh data dir.
+    /// Defaults for tests: loopback port 0, fresh data dir; with
+    /// [`BACKEND_ENV`]`=postgres`, the store is a database of this process's
+    /// [`PgCluster::shared`] cluster, one per `dir` (the same on a restart).
     pub fn config(dir: &Path) -> ServeConfig {
         let mut config = ServeConfig::new(dir.join("data"));
         config.listen = "127.0.0.1:0".parse().expect("addr");
+        if postgres_backend() {
+            config.database = Some(PgCluster::shared().database(&Self::database_name(dir)));
+        }
         config
+    }
+
+    /// The name of the PostgreSQL database of the server on `dir`.
+    fn database_name(dir: &Path) -> String {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(dir.as_os_str().as_encoded_bytes());
+        let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        format!("t_{hex}")
     }
 
     /// A server with the [`Self::config`] defaults.
@@ -268,6 +284,13 @@ impl TestServer {
     /// How many rows `table` of the store holds (read through a connection of its own).
     pub async fn count_rows(&self, table: &str) -> i64 {
         use sqlx::ConnectOptions as _;
+        if postgres_backend() {
+            let db = Self::database_name(self.dir.path());
+            let n = PgCluster::shared()
+                .psql_on(&db, &format!("SELECT COUNT(*) FROM {table}"))
+                .expect("count");
+            return n.parse().expect("a count");
+        }
         let options = sqlx::sqlite::SqliteConnectOptions::new()
             .filename(self.data_dir().join(crate::store::DB_FILE))
             .read_only(true);

@@ -1837,11 +1837,14 @@ async fn a_provider_token_presented_in_another_env_stays_usable() {
 }
 
 /// One server per data dir: a second one is refused with the dir and the fix named;
-/// the lock goes with the first server's shutdown.
+/// the lock goes with the first server's shutdown. (The SQLite store's rule, so on
+/// SQLite whatever the test backend: on PostgreSQL instances share a data dir.)
 #[tokio::test]
 async fn a_data_dir_serves_one_server_at_a_time() {
-    let s = TestServer::start().await;
-    let err = cloudbase_auth_server::Server::start(TestServer::config(s.dir.path()))
+    let s = TestServer::start_with(|c| c.database = None).await;
+    let mut second = TestServer::config(s.dir.path());
+    second.database = None;
+    let err = cloudbase_auth_server::Server::start(second)
         .await
         .expect_err("a second server on the same data dir");
     let message = err.to_string();
@@ -1852,7 +1855,7 @@ async fn a_data_dir_serves_one_server_at_a_time() {
     assert!(message.contains("--data-dir"), "{message}");
     // The first server is unaffected; once it stops, the dir is free.
     assert_eq!(s.api.sign_in_anonymously().await.status, 200);
-    let s = s.restart_with(|_| {}).await;
+    let s = s.restart_with(|c| c.database = None).await;
     assert_eq!(s.api.get("/healthz").await.status, 200);
     s.stop().await;
 }

@@ -3,7 +3,7 @@
 use super::{require_admin, require_admin_change};
 use crate::error::{ApiError, json_response};
 use crate::request::{parse_json, read_body_up_to};
-use crate::state::{AppState, internal, unix_now};
+use crate::state::{AppState, internal, store_failed, unix_now};
 use crate::transfer::{self, Export, ImportError};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -22,7 +22,7 @@ pub(super) async fn reset(State(state): State<Arc<AppState>>, headers: HeaderMap
             .store
             .reset()
             .await
-            .map_err(|e| internal("reset", &e))?;
+            .map_err(|e| store_failed("reset", &e))?;
         if let Some(emulator) = &state.emulator {
             emulator.clear();
         }

@@ -5,7 +5,7 @@ use super::{require_admin, require_admin_change};
 use crate::auth_api::check_profile;
 use crate::error::{ApiError, json_response};
 use crate::request::{parse_json, read_body};
-use crate::state::{AppState, internal, unix_now};
+use crate::state::{AppState, store_failed, unix_now};
 use crate::store::{UserQuery, UserRecord};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -60,7 +60,7 @@ pub(super) async fn list(
                     .store
                     .list_users()
                     .await
-                    .map_err(|e| internal("listing users", &e))?;
+                    .map_err(|e| store_failed("listing users", &e))?;
                 if let Some(env) = params.get("env") {
                     users.retain(|u| &u.env == env);
                 }
@@ -96,7 +96,7 @@ pub(super) async fn list(
                 .store
                 .search_users(&query)
                 .await
-                .map_err(|e| internal("searching users", &e))?;
+                .map_err(|e| store_failed("searching users", &e))?;
             let next_after = if users.len() > limit {
                 users.truncate(limit);
                 users.last().map(|u| u.uid.clone())
@@ -126,7 +126,7 @@ pub(super) async fn detail(
                 .store
                 .user_detail(checked_uid(&uid)?, unix_now())
                 .await
-                .map_err(|e| internal("loading a user", &e))?
+                .map_err(|e| store_failed("loading a user", &e))?
                 .ok_or_else(no_user)?;
             Ok(json_response(
                 StatusCode::OK,
@@ -170,7 +170,7 @@ pub(super) async fn edit_profile(
                     unix_now(),
                 )
                 .await
-                .map_err(|e| internal("updating a profile", &e))?
+                .map_err(|e| store_failed("updating a profile", &e))?
                 .ok_or_else(no_user)?;
             tracing::info!(uid, "profile edited (admin)");
             Ok(user_reply(&user))
@@ -195,7 +195,7 @@ async fn set_disabled(
         .store
         .set_disabled(uid, disabled, unix_now())
         .await
-        .map_err(|e| internal("disabling a user", &e))?
+        .map_err(|e| store_failed("disabling a user", &e))?
         .ok_or_else(no_user)?;
     tracing::info!(uid, disabled, "user disabled or enabled (admin)");
     Ok(user_reply(&user))
@@ -233,7 +233,7 @@ pub(super) async fn revoke_sessions(
                 .store
                 .revoke_user_sessions(uid, unix_now())
                 .await
-                .map_err(|e| internal("revoking sessions", &e))?
+                .map_err(|e| store_failed("revoking sessions", &e))?
                 .ok_or_else(no_user)?;
             tracing::info!(uid, revoked, "sessions revoked (admin)");
             Ok(json_response(
@@ -259,7 +259,7 @@ pub(super) async fn delete(
                 .store
                 .delete_user(uid)
                 .await
-                .map_err(|e| internal("deleting a user", &e))?;
+                .map_err(|e| store_failed("deleting a user", &e))?;
             if !deleted {
                 return Err(no_user());
             }

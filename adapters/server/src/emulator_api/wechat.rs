@@ -6,7 +6,7 @@ use super::{require_admin, require_admin_change};
 use crate::error::{ApiError, json_response};
 use crate::request::{parse_json, read_body};
 use crate::secrets::{b64url, random_bytes};
-use crate::state::{AppState, internal};
+use crate::state::{AppState, internal, store_failed};
 use crate::wechat::{MintError, WeChatEmulator, errcode};
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -54,12 +54,15 @@ pub(super) async fn jscode2session(
         .map(|Query(p)| p)
         .unwrap_or_default();
     let get = |k: &str| params.get(k).map(String::as_str);
-    match emulator.jscode2session(
-        get("appid"),
-        get("secret"),
-        get("js_code"),
-        get("grant_type"),
-    ) {
+    match emulator
+        .jscode2session(
+            get("appid"),
+            get("secret"),
+            get("js_code"),
+            get("grant_type"),
+        )
+        .await
+    {
         Ok(exchanged) => {
             let session_key = match random_bytes::<16>() {
                 Ok(b) => base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b),
@@ -76,7 +79,7 @@ pub(super) async fn jscode2session(
 }
 
 /// Mints a code for `req`, answered as [`LoginCodeReply`].
-fn mint(
+async fn mint(
     state: &AppState,
     emulator: &WeChatEmulator,
     req: &LoginCodeRequest,
@@ -88,12 +91,14 @@ fn mint(
             req.unionid.as_deref(),
             req.fault,
         )
+        .await
         .map_err(|e| match e {
             // The oldest outstanding code expires within one code lifetime.
             MintError::Full => {
                 ApiError::resource_exhausted(e.to_string(), state.config.wechat.emulator_code_ttl)
             }
             MintError::Random => internal("minting a code", &e),
+            MintError::Store(e) => store_failed("minting a code", &e),
             MintError::UnknownApp => ApiError::provider_not_enabled(e.to_string()),
             MintError::BadAppid | MintError::BadOpenid => ApiError::invalid_argument(e.to_string()),
         })?;
@@ -116,7 +121,7 @@ pub(super) async fn login_code(
     let result = async {
         let body = read_body(&headers, request.into_body()).await?;
         let req: LoginCodeRequest = parse_json(&body)?;
-        mint(&state, emulator, &req)
+        mint(&state, emulator, &req).await
     }
     .await;
     result.unwrap_or_else(|e| e.into_response())
@@ -136,7 +141,7 @@ pub(super) async fn mint_code(
         require_admin_change(&state, &headers)?;
         let body = read_body(&headers, request.into_body()).await?;
         let req: LoginCodeRequest = parse_json(&body)?;
-        let reply = mint(&state, emulator, &req)?;
+        let reply = mint(&state, emulator, &req).await?;
         tracing::info!(appid = %req.appid, "wx.login code minted from the console");
         Ok::<_, ApiError>(reply)
     }

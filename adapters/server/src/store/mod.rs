@@ -1,26 +1,50 @@
-//! The store behind the handlers: one small async trait, so a PostgreSQL store can
-//! follow the SQLite one without touching a handler.
+//! The store behind the handlers: one small async trait with two implementations, the
+//! embedded SQLite store (the default, one server per data dir) and PostgreSQL (several
+//! servers on one database, `--database postgres://…`).
 //!
 //! Every method that decides something about a secret (rotation, reuse detection,
 //! single use of provider tokens, binding) is one atomic operation of the store, so
 //! two concurrent requests can never both win.
 
+mod postgres;
 mod sqlite;
 mod writer;
 
+pub use postgres::{PgStore, StartLock};
 pub use sqlite::{DB_FILE, OpenError, SqliteStore};
 
 use super::secrets::Hash;
 
-/// A store failure (the database, not the caller). Answered as a 500 and logged.
+/// A store failure (the database, not the caller). Logged, and answered as a 500, or
+/// as a 503 when the database is unreachable for now ([`StoreError::is_unavailable`]).
 #[derive(Debug, thiserror::Error)]
-#[error("store: {0}")]
-pub struct StoreError(String);
+#[error("store: {message}")]
+pub struct StoreError {
+    message: String,
+    unavailable: bool,
+}
 
 impl StoreError {
     /// Wraps any error message.
     pub fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
+        Self {
+            message: message.into(),
+            unavailable: false,
+        }
+    }
+
+    /// A failure to reach the database (down, restarting, out of connections): the
+    /// request may succeed when retried later.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            unavailable: true,
+        }
+    }
+
+    /// Whether the database was unreachable (rather than refusing the operation).
+    pub fn is_unavailable(&self) -> bool {
+        self.unavailable
     }
 }
 
@@ -451,4 +475,70 @@ pub trait Store: Send + Sync + 'static {
 
     /// Closes the store (flushes and releases the database).
     async fn close(&self);
+}
+
+/// A login code minted by the WeChat emulator, as a shared store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WeChatCode {
+    /// The Mini Program it was minted for.
+    pub appid: String,
+    /// The user's openid.
+    pub openid: String,
+    /// The unionid, if minted with one.
+    pub unionid: Option<String>,
+    /// The WeChat errcode its exchange answers instead (fault injection).
+    pub fault: Option<i64>,
+    /// Expiry (Unix milliseconds: lifetimes may be shorter than a second).
+    pub expires_at_ms: i64,
+}
+
+impl WeChatCode {
+    /// Builds the record.
+    pub fn new(
+        appid: String,
+        openid: String,
+        unionid: Option<String>,
+        fault: Option<i64>,
+        expires_at_ms: i64,
+    ) -> Self {
+        Self {
+            appid,
+            openid,
+            unionid,
+            fault,
+            expires_at_ms,
+        }
+    }
+}
+
+/// What redeeming an emulated WeChat login code did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CodeRedemption {
+    /// First use: the code is now used.
+    Redeemed(WeChatCode),
+    /// The code was redeemed before.
+    Used,
+    /// Unknown, expired, or of another appid.
+    Invalid,
+}
+
+/// The WeChat emulator's single-use login codes in a store that several servers share,
+/// so a code minted through one instance is redeemed once, on any of them. (A server
+/// alone on its SQLite data dir keeps them in memory.)
+#[async_trait::async_trait]
+pub trait SharedCodes: Send + Sync + 'static {
+    /// Stores a freshly minted code (by hash).
+    async fn put_wechat_code(&self, hash: &Hash, code: &WeChatCode) -> Result<(), StoreError>;
+
+    /// Redeems code `hash` of Mini Program `appid`: [`CodeRedemption::Redeemed`] once,
+    /// if it exists and has not expired at `now_ms` (Unix milliseconds);
+    /// [`CodeRedemption::Used`] after that.
+    async fn redeem_wechat_code(
+        &self,
+        hash: &Hash,
+        appid: &str,
+        now_ms: i64,
+    ) -> Result<CodeRedemption, StoreError>;
 }

@@ -1,14 +1,18 @@
 //! The emulated WeChat: single-use login codes valid for a few minutes, minted on
 //! request (what a test's stand-in `wx.login` calls), and `code2Session` with WeChat's
 //! checks and error codes. Codes live in memory: a restart forgets them, as a real
-//! code would have expired by then anyway.
+//! code would have expired by then anyway. When several servers share a PostgreSQL
+//! store, codes live there instead ([`SharedCodes`]), so a code minted through one
+//! instance is redeemed once, on any of them. The minute quota and the console's list
+//! of recent exchanges stay per instance.
 
 use super::{Code2Session, GRANT_TYPE, WxError, WxUser, errcode, is_valid_wx_id};
 use crate::config::{WeChatApps, is_valid_appid};
-use crate::secrets::{b64url, random_bytes};
+use crate::secrets::{b64url, hash_token, random_bytes};
+use crate::store::{CodeRedemption, SharedCodes, StoreError, WeChatCode};
 use cloudbase_auth_server_api::Fault;
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Most codes held at once (unused and used ones until they expire).
@@ -58,7 +62,7 @@ struct State {
 }
 
 /// Why a code could not be minted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum MintError {
     #[error("appid must be 1..=32 characters of [A-Za-z0-9_-]")]
     BadAppid,
@@ -72,6 +76,8 @@ pub(crate) enum MintError {
     Full,
     #[error("the operating system's random source failed")]
     Random,
+    #[error(transparent)]
+    Store(StoreError),
 }
 
 /// A successful emulated `code2Session` (the HTTP reply also carries a session key).
@@ -81,24 +87,48 @@ pub(crate) struct Exchanged {
 }
 
 /// The in-process WeChat.
-#[derive(Debug)]
 pub(crate) struct WeChatEmulator {
     apps: WeChatApps,
     quota_per_minute: u32,
     code_ttl: Duration,
     started: Instant,
     state: Mutex<State>,
+    /// Where codes live when several servers share the store (else in `state`).
+    shared: Option<Arc<dyn SharedCodes>>,
+}
+
+impl std::fmt::Debug for WeChatEmulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeChatEmulator")
+            .field("apps", &self.apps)
+            .field("shared", &self.shared.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Unix time in milliseconds (a shared store's code expiry).
+fn unix_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl WeChatEmulator {
-    /// An emulator that knows `apps` (empty: any well-formed appid, any secret).
-    pub(crate) fn new(apps: WeChatApps, quota_per_minute: u32, code_ttl: Duration) -> Self {
+    /// An emulator that knows `apps` (empty: any well-formed appid, any secret),
+    /// keeping its codes in `shared` if given, else in memory.
+    pub(crate) fn new(
+        apps: WeChatApps,
+        quota_per_minute: u32,
+        code_ttl: Duration,
+        shared: Option<Arc<dyn SharedCodes>>,
+    ) -> Self {
         Self {
             apps,
             quota_per_minute,
             code_ttl,
             started: Instant::now(),
             state: Mutex::new(State::default()),
+            shared,
         }
     }
 
@@ -112,7 +142,7 @@ impl WeChatEmulator {
     }
 
     /// `wx.login` for `openid` (a fresh one when `None`): a new single-use code.
-    pub(crate) fn mint(
+    pub(crate) async fn mint(
         &self,
         appid: &str,
         openid: Option<&str>,
@@ -137,6 +167,21 @@ impl WeChatEmulator {
             ),
         };
         let code = b64url(&random_bytes::<24>().map_err(|_| MintError::Random)?);
+        if let Some(shared) = &self.shared {
+            let ttl = i64::try_from(self.code_ttl.as_millis()).unwrap_or(i64::MAX);
+            let record = WeChatCode::new(
+                appid.to_owned(),
+                openid.clone(),
+                unionid.map(str::to_owned),
+                fault.map(fault_errcode),
+                unix_now_ms().saturating_add(ttl),
+            );
+            shared
+                .put_wechat_code(&hash_token(&code), &record)
+                .await
+                .map_err(MintError::Store)?;
+            return Ok((code, openid));
+        }
         let mut state = self.lock();
         if state.codes.len() >= CODES_MAX {
             let ttl = self.code_ttl;
@@ -189,22 +234,46 @@ impl WeChatEmulator {
         Ok(())
     }
 
-    fn redeem(&self, appid: &str, code: &str) -> Result<WxUser, i64> {
-        let mut state = self.lock();
-        let result = self.redeem_locked(&mut state, appid, code);
-        let openid = match &result {
-            Ok(user) => Some(user.openid.clone()),
-            Err(_) => state.codes.get(code).map(|c| c.openid.clone()),
+    /// Redeems `code` of `appid`, wherever codes live (a shared store that cannot be
+    /// reached is WeChat being busy), and records the exchange.
+    async fn redeem(&self, appid: &str, code: &str) -> Result<WxUser, i64> {
+        let Some(shared) = &self.shared else {
+            let mut state = self.lock();
+            let result = self.redeem_locked(&mut state, appid, code);
+            let openid = match &result {
+                Ok(user) => Some(user.openid.clone()),
+                Err(_) => state.codes.get(code).map(|c| c.openid.clone()),
+            };
+            record_exchange(&mut state, appid, openid, &result);
+            return result;
         };
-        if state.exchanges.len() >= EXCHANGES_MAX {
-            state.exchanges.pop_front();
-        }
-        state.exchanges.push_back(ExchangeRecord {
-            at: crate::state::unix_now(),
-            appid: appid.to_owned(),
-            openid,
-            errcode: result.as_ref().err().copied().unwrap_or(0),
-        });
+        let charged = self.charge(&mut self.lock(), appid);
+        let (result, openid) = match charged {
+            Err(e) => (Err(e), None),
+            Ok(()) => match shared
+                .redeem_wechat_code(&hash_token(code), appid, unix_now_ms())
+                .await
+            {
+                Ok(CodeRedemption::Redeemed(entry)) => {
+                    let openid = Some(entry.openid.clone());
+                    let result = match entry.fault {
+                        Some(code) => Err(code),
+                        None => Ok(WxUser {
+                            openid: entry.openid,
+                            unionid: entry.unionid,
+                        }),
+                    };
+                    (result, openid)
+                }
+                Ok(CodeRedemption::Used) => (Err(errcode::CODE_USED), None),
+                Ok(_) => (Err(errcode::INVALID_CODE), None),
+                Err(e) => {
+                    tracing::warn!(error = %e, "redeeming an emulated login code failed");
+                    (Err(errcode::BUSY), None)
+                }
+            },
+        };
+        record_exchange(&mut self.lock(), appid, openid, &result);
         result
     }
 
@@ -230,7 +299,7 @@ impl WeChatEmulator {
     }
 
     /// WeChat's `GET /sns/jscode2session` with all its checks, in WeChat's order.
-    pub(crate) fn jscode2session(
+    pub(crate) async fn jscode2session(
         &self,
         appid: Option<&str>,
         secret: Option<&str>,
@@ -254,9 +323,28 @@ impl WeChatEmulator {
         {
             return Err(errcode::BAD_SECRET);
         }
-        let user = self.redeem(appid, code)?;
+        let user = self.redeem(appid, code).await?;
         Ok(Exchanged { user })
     }
+}
+
+/// Appends an exchange to the console's list (the oldest goes beyond
+/// [`EXCHANGES_MAX`]).
+fn record_exchange(
+    state: &mut State,
+    appid: &str,
+    openid: Option<String>,
+    result: &Result<WxUser, i64>,
+) {
+    if state.exchanges.len() >= EXCHANGES_MAX {
+        state.exchanges.pop_front();
+    }
+    state.exchanges.push_back(ExchangeRecord {
+        at: crate::state::unix_now(),
+        appid: appid.to_owned(),
+        openid,
+        errcode: result.as_ref().err().copied().unwrap_or(0),
+    });
 }
 
 /// The in-process exchange skips the secret (the server is its own WeChat).
@@ -266,7 +354,9 @@ impl Code2Session for WeChatEmulator {
         if !self.knows(appid) {
             return Err(WxError::UnknownApp);
         }
-        self.redeem(appid, code).map_err(WxError::from_errcode)
+        self.redeem(appid, code)
+            .await
+            .map_err(WxError::from_errcode)
     }
 }
 
@@ -279,52 +369,71 @@ mod tests {
             WeChatApps::parse_list("wxapp1:secret1").unwrap(),
             quota,
             ttl,
+            None,
         )
     }
 
-    #[test]
-    fn codes_are_single_use_and_checked() {
+    #[tokio::test]
+    async fn codes_are_single_use_and_checked() {
         let e = emulator(0, Duration::from_secs(300));
-        let (code, openid) = e.mint("wxapp1", None, None, None).unwrap();
+        let (code, openid) = e.mint("wxapp1", None, None, None).await.unwrap();
         assert_eq!(openid.len(), 28);
-        let ok = |a, s, c| e.jscode2session(Some(a), Some(s), Some(c), Some(GRANT_TYPE));
-        assert_eq!(ok("wxapp1", "bad", &code).err(), Some(errcode::BAD_SECRET));
+        let ok = async |a, s, c| {
+            e.jscode2session(Some(a), Some(s), Some(c), Some(GRANT_TYPE))
+                .await
+        };
         assert_eq!(
-            ok("wxother", "secret1", &code).err(),
+            ok("wxapp1", "bad", &code).await.err(),
+            Some(errcode::BAD_SECRET)
+        );
+        assert_eq!(
+            ok("wxother", "secret1", &code).await.err(),
             Some(errcode::BAD_APPID)
         );
         assert_eq!(
-            ok("wxapp1", "secret1", "nope").err(),
+            ok("wxapp1", "secret1", "nope").await.err(),
             Some(errcode::INVALID_CODE)
         );
-        assert_eq!(ok("wxapp1", "secret1", &code).unwrap().user.openid, openid);
         assert_eq!(
-            ok("wxapp1", "secret1", &code).err(),
+            ok("wxapp1", "secret1", &code).await.unwrap().user.openid,
+            openid
+        );
+        assert_eq!(
+            ok("wxapp1", "secret1", &code).await.err(),
             Some(errcode::CODE_USED)
         );
-        let missing = e.jscode2session(None, Some("s"), Some("c"), Some(GRANT_TYPE));
+        let missing = e
+            .jscode2session(None, Some("s"), Some("c"), Some(GRANT_TYPE))
+            .await;
         assert_eq!(missing.err(), Some(errcode::MISSING_APPID));
-        let missing = e.jscode2session(Some("wxapp1"), None, Some("c"), Some(GRANT_TYPE));
+        let missing = e
+            .jscode2session(Some("wxapp1"), None, Some("c"), Some(GRANT_TYPE))
+            .await;
         assert_eq!(missing.err(), Some(errcode::MISSING_SECRET));
-        let missing = e.jscode2session(Some("wxapp1"), Some("s"), None, Some(GRANT_TYPE));
+        let missing = e
+            .jscode2session(Some("wxapp1"), Some("s"), None, Some(GRANT_TYPE))
+            .await;
         assert_eq!(missing.err(), Some(errcode::MISSING_CODE));
-        assert_eq!(
-            e.mint("wxother", None, None, None),
+        assert!(matches!(
+            e.mint("wxother", None, None, None).await,
             Err(MintError::UnknownApp)
-        );
-        assert_eq!(e.mint("wx app", None, None, None), Err(MintError::BadAppid));
-        assert_eq!(
-            e.mint("wxapp1", Some("a\"b"), None, None),
+        ));
+        assert!(matches!(
+            e.mint("wx app", None, None, None).await,
+            Err(MintError::BadAppid)
+        ));
+        assert!(matches!(
+            e.mint("wxapp1", Some("a\"b"), None, None).await,
             Err(MintError::BadOpenid)
-        );
+        ));
     }
 
-    #[test]
-    fn expiry_and_quota() {
+    #[tokio::test]
+    async fn expiry_and_quota() {
         let e = emulator(2, Duration::ZERO);
-        let (code, _) = e.mint("wxapp1", Some("o1"), None, None).unwrap();
-        assert_eq!(e.redeem("wxapp1", &code), Err(errcode::INVALID_CODE));
-        assert_eq!(e.redeem("wxapp1", &code), Err(errcode::INVALID_CODE));
-        assert_eq!(e.redeem("wxapp1", &code), Err(errcode::QUOTA));
+        let (code, _) = e.mint("wxapp1", Some("o1"), None, None).await.unwrap();
+        assert_eq!(e.redeem("wxapp1", &code).await, Err(errcode::INVALID_CODE));
+        assert_eq!(e.redeem("wxapp1", &code).await, Err(errcode::INVALID_CODE));
+        assert_eq!(e.redeem("wxapp1", &code).await, Err(errcode::QUOTA));
     }
 }

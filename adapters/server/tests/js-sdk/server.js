@@ -12,10 +12,24 @@ const DEFAULT_BIN = path.resolve(__dirname, '../../../../target/debug/cloudbase-
 
 /**
  * Start the server on 127.0.0.1:0 with a fresh data dir and wait for its
- * `cloudbase-auth listening on http://ADDR` line.
+ * `cloudbase-auth listening on http://ADDR` line (or, with CLOUDBASE_AUTH_URL set, use
+ * the server running there).
  * Resolves to {origin, child, dataDir, stderr(), stop()}.
  */
 async function startServer({ extraArgs = [], startTimeoutMs = 20000 } = {}) {
+  // CLOUDBASE_AUTH_URL: test a server (or a balancer in front of several) that is
+  // already running, started by the caller with `extraArgs` (scripts/test-scale-out.sh).
+  const external = process.env.CLOUDBASE_AUTH_URL;
+  if (external) {
+    const origin = new URL(external).origin;
+    return {
+      origin,
+      child: null,
+      dataDir: null,
+      stderr: () => '',
+      stop: async () => ({ code: 0, signal: null }),
+    };
+  }
   const bin = process.env.CLOUDBASE_AUTH_BIN || DEFAULT_BIN;
   if (!fs.existsSync(bin)) {
     throw new Error(
