@@ -181,43 +181,45 @@ fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, JwtError
     serde_json::from_slice(&bytes).map_err(|_| JwtError::Malformed)
 }
 
+/// Claims of an anonymous user of env `env-1`, expiring at `exp`: the unit tests' sample.
+#[cfg(test)]
+pub(crate) fn sample_claims(exp: u64) -> AccessClaims {
+    AccessClaims {
+        iss: "iss".into(),
+        sub: "1000000000000000001".into(),
+        aud: "env-1".into(),
+        exp,
+        iat: 100,
+        jti: "j".into(),
+        scope: "anonymous".into(),
+        groups: vec!["anonymous".into()],
+        name: "anonymous".into(),
+        provider: "anonymous".into(),
+        provider_type: None,
+        meta: None,
+        user_id: "1000000000000000001".into(),
+        project_id: "env-1".into(),
+        roles: vec![],
+        user_type: "anonymous".into(),
+        client_type: "client_user".into(),
+        is_system_admin: false,
+        sid: "family".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn claims(exp: u64) -> AccessClaims {
-        AccessClaims {
-            iss: "iss".into(),
-            sub: "1000000000000000001".into(),
-            aud: "env-1".into(),
-            exp,
-            iat: 100,
-            jti: "j".into(),
-            scope: "anonymous".into(),
-            groups: vec!["anonymous".into()],
-            name: "anonymous".into(),
-            provider: "anonymous".into(),
-            provider_type: None,
-            meta: None,
-            user_id: "1000000000000000001".into(),
-            project_id: "env-1".into(),
-            roles: vec![],
-            user_type: "anonymous".into(),
-            client_type: "client_user".into(),
-            is_system_admin: false,
-            sid: "family".into(),
-        }
-    }
 
     #[test]
     fn round_trip_and_refusals() {
         let dir = tempfile::tempdir().unwrap();
         let keys = SigningKeys::create(dir.path()).unwrap();
-        let t = sign(&keys, &claims(200)).unwrap();
+        let t = sign(&keys, &sample_claims(200)).unwrap();
         assert!(cloudbase_auth_core::wire::is_token_safe(&t));
         assert_eq!(
             verify(&keys, "iss", &t, 150, Expiry::Enforce).unwrap(),
-            claims(200)
+            sample_claims(200)
         );
         assert_eq!(
             verify(&keys, "iss", &t, 200, Expiry::Enforce),
@@ -236,7 +238,7 @@ mod tests {
         );
         // Flip one claim byte: the signature no longer matches.
         let mut parts: Vec<String> = t.split('.').map(str::to_owned).collect();
-        let mut c = claims(200);
+        let mut c = sample_claims(200);
         c.scope = "user".into();
         parts[1] = b64url(&serde_json::to_vec(&c).unwrap());
         let forged = parts.join(".");

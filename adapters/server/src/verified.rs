@@ -84,32 +84,8 @@ impl VerifiedTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jwt::{self, Expiry};
+    use crate::jwt::{self, Expiry, sample_claims};
     use crate::keys::SigningKeys;
-
-    fn claims(exp: u64) -> AccessClaims {
-        AccessClaims {
-            iss: "iss".into(),
-            sub: "1000000000000000001".into(),
-            aud: "env-1".into(),
-            exp,
-            iat: 100,
-            jti: "j".into(),
-            scope: "anonymous".into(),
-            groups: vec!["anonymous".into()],
-            name: "anonymous".into(),
-            provider: "anonymous".into(),
-            provider_type: None,
-            meta: None,
-            user_id: "1000000000000000001".into(),
-            project_id: "env-1".into(),
-            roles: vec![],
-            user_type: "anonymous".into(),
-            client_type: "client_user".into(),
-            is_system_admin: false,
-            sid: "family".into(),
-        }
-    }
 
     /// Verifies through the cache as the handlers do.
     fn verify(
@@ -132,11 +108,14 @@ mod tests {
     fn hits_only_the_same_unexpired_token_of_a_live_key() {
         let dir = tempfile::tempdir().unwrap();
         let keys = SigningKeys::create(dir.path()).unwrap();
-        let token = jwt::sign(&keys, &claims(200)).unwrap();
+        let token = jwt::sign(&keys, &sample_claims(200)).unwrap();
         let cache = VerifiedTokens::new(8);
         assert!(cache.get(&keys, &token, 150).is_err(), "empty cache");
-        assert_eq!(verify(&cache, &keys, &token, 150).unwrap(), claims(200));
-        assert_eq!(cache.get(&keys, &token, 151).ok(), Some(claims(200)));
+        assert_eq!(
+            verify(&cache, &keys, &token, 150).unwrap(),
+            sample_claims(200)
+        );
+        assert_eq!(cache.get(&keys, &token, 151).ok(), Some(sample_claims(200)));
 
         // Expired: not a hit (and dropped), and the full check refuses it.
         assert!(cache.get(&keys, &token, 200).is_err());
@@ -162,7 +141,7 @@ mod tests {
     fn a_forged_twin_is_not_a_hit() {
         let dir = tempfile::tempdir().unwrap();
         let keys = SigningKeys::create(dir.path()).unwrap();
-        let token = jwt::sign(&keys, &claims(200)).unwrap();
+        let token = jwt::sign(&keys, &sample_claims(200)).unwrap();
         let cache = VerifiedTokens::new(8);
         assert!(verify(&cache, &keys, &token, 150).is_ok());
         // Same header and claims, another signature.
@@ -181,7 +160,7 @@ mod tests {
         let keys = SigningKeys::create(dir.path()).unwrap();
         let cache = VerifiedTokens::new(4);
         for i in 0..64 {
-            let mut c = claims(200);
+            let mut c = sample_claims(200);
             c.jti = format!("j{i}");
             let token = jwt::sign(&keys, &c).unwrap();
             assert_eq!(verify(&cache, &keys, &token, 150).unwrap().jti, c.jti);

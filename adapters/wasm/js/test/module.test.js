@@ -11,7 +11,7 @@ const DIR = path.join(__dirname, '..');
 const WASM = path.join(DIR, 'cloudbase_auth.wasm');
 const MIN = path.join(DIR, 'cloudbase-auth.min.js');
 const SRC = path.join(DIR, 'index.js');
-// 52,000 until the account operations and the server's error texts (issue 16) added
+// 52,000 until the account operations and the server's error texts added
 // 3,321 bytes that no cut recovered without a hand-written snapshot codec (adapters/wasm/README.md, Sizes).
 const BUDGET = 55300;
 
