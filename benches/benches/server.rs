@@ -11,13 +11,11 @@
 //!   (the refresh token rotated) and `user/me` (a token verified, a session read).
 //!   Baseline: `GET /healthz` through the same router, the stack with no work behind it.
 
-use axum::body::{Body, to_bytes};
-use axum::http::{Method, Response};
+use axum::http::Method;
+use cloudbase_auth_benches::router::{refresh, send, sign_in};
 use cloudbase_auth_benches::samples::{EXPIRES_IN, FAMILY, UID, WECHAT_UID};
 use cloudbase_auth_core::testing::ENV;
-use cloudbase_auth_core::wire::{
-    Credentials, DEFAULT_API_PATH, Endpoint, GRANT_REFRESH_TOKEN, RefreshRequest, User,
-};
+use cloudbase_auth_core::wire::{DEFAULT_API_PATH, Endpoint, User};
 use cloudbase_auth_server::store::UserRecord;
 use cloudbase_auth_server::testing::{AccessTokens, InProcess};
 use cloudbase_auth_server::{RateLimits, ServeConfig};
@@ -27,10 +25,6 @@ use ed25519_dalek::{Signer as _, SigningKey};
 use std::cell::RefCell;
 use std::hint::black_box;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tower::ServiceExt as _;
-
-/// Largest reply body read back.
-const BODY_MAX: usize = 64 * 1024;
 
 fn unix_now() -> u64 {
     SystemTime::now()
@@ -79,61 +73,6 @@ fn bench_tokens(c: &mut Criterion) {
         b.iter(|| public.verify_strict(black_box(signing_input.as_bytes()), &signature))
     });
     group.finish();
-}
-
-/// The status and body of `response`.
-async fn read(response: Response<Body>) -> (u16, Vec<u8>) {
-    let status = response.status().as_u16();
-    let body = to_bytes(response.into_body(), BODY_MAX)
-        .await
-        .expect("a body within BODY_MAX");
-    (status, body.to_vec())
-}
-
-/// Sends `method path` through `app`'s router; the reply, which must be a 200.
-async fn send(
-    app: &InProcess,
-    method: Method,
-    path: &str,
-    bearer: Option<&str>,
-    body: &str,
-) -> Vec<u8> {
-    let request = InProcess::request(method, path, bearer, body);
-    let response = app.router().oneshot(request).await.expect("infallible");
-    let (status, body) = read(response).await;
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    body
-}
-
-/// `endpoint`'s path with the env as `client_id`.
-fn path(endpoint: Endpoint) -> String {
-    format!("{DEFAULT_API_PATH}{}?client_id={ENV}", endpoint.path())
-}
-
-/// An anonymous sign-in: its credentials.
-async fn sign_in(app: &InProcess) -> Credentials {
-    let body = send(
-        app,
-        Method::POST,
-        &path(Endpoint::SignInAnonymously),
-        None,
-        "{}",
-    )
-    .await;
-    Credentials::parse(&body).expect("credentials")
-}
-
-/// A refresh with `refresh_token`: the rotated refresh token.
-async fn refresh(app: &InProcess, refresh_token: &str) -> String {
-    let request = RefreshRequest::new(ENV, "", GRANT_REFRESH_TOKEN, refresh_token);
-    let body = serde_json::to_string(&request).expect("serializes");
-    let reply = send(app, Method::POST, &path(Endpoint::Token), None, &body).await;
-    let credentials = Credentials::parse(&reply).expect("credentials");
-    credentials
-        .refresh_token
-        .expect("a rotated refresh token")
-        .as_str()
-        .to_owned()
 }
 
 fn bench_router(c: &mut Criterion) {

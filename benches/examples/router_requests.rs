@@ -12,69 +12,15 @@
 //! ends with the bytes the process wrote (`wchar` of `/proc/self/io`: mostly the
 //! write-ahead log) per request.
 
-use axum::body::{Body, to_bytes};
-use axum::http::{Method, Response};
-use cloudbase_auth_core::testing::ENV;
-use cloudbase_auth_core::wire::{
-    Credentials, DEFAULT_API_PATH, Endpoint, GRANT_REFRESH_TOKEN, RefreshRequest,
-};
+use axum::http::Method;
+use cloudbase_auth_benches::router::{refresh, send, sign_in};
+use cloudbase_auth_core::wire::{DEFAULT_API_PATH, Endpoint};
 use cloudbase_auth_server::RateLimits;
 use cloudbase_auth_server::testing::InProcess;
 use cloudbase_auth_server_api::HEALTH_PATH;
-use tower::ServiceExt as _;
 
-/// Largest reply body read back.
-const BODY_MAX: usize = 64 * 1024;
 /// Most requests one run sends (keeps every run bounded).
 const COUNT_MAX: usize = 1_000_000;
-
-/// Sends `method path` through `app`'s router; the reply body, which must be a 200's.
-async fn send(
-    app: &InProcess,
-    method: Method,
-    path: &str,
-    bearer: Option<&str>,
-    body: &str,
-) -> Vec<u8> {
-    let request = InProcess::request(method, path, bearer, body);
-    let response: Response<Body> = app.router().oneshot(request).await.expect("infallible");
-    let status = response.status().as_u16();
-    let body = to_bytes(response.into_body(), BODY_MAX)
-        .await
-        .expect("a body within BODY_MAX")
-        .to_vec();
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    body
-}
-
-/// `endpoint`'s path with the env as `client_id`.
-fn path(endpoint: Endpoint) -> String {
-    format!("{DEFAULT_API_PATH}{}?client_id={ENV}", endpoint.path())
-}
-
-async fn sign_in(app: &InProcess) -> Credentials {
-    let body = send(
-        app,
-        Method::POST,
-        &path(Endpoint::SignInAnonymously),
-        None,
-        "{}",
-    )
-    .await;
-    Credentials::parse(&body).expect("credentials")
-}
-
-async fn refresh(app: &InProcess, refresh_token: &str) -> String {
-    let request = RefreshRequest::new(ENV, "", GRANT_REFRESH_TOKEN, refresh_token);
-    let body = serde_json::to_string(&request).expect("serializes");
-    let reply = send(app, Method::POST, &path(Endpoint::Token), None, &body).await;
-    let credentials = Credentials::parse(&reply).expect("credentials");
-    credentials
-        .refresh_token
-        .expect("a rotated refresh token")
-        .as_str()
-        .to_owned()
-}
 
 /// Bytes this process has written so far (`wchar`; Linux only).
 fn written_bytes() -> Option<u64> {
