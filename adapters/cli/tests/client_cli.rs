@@ -50,11 +50,16 @@ fn every_command_end_to_end() {
     assert_eq!(r.field("uid"), uid);
     assert_eq!(r.field("login state"), "anonymous");
     assert_eq!(r.field("openid"), "-");
+    // The name CloudBase gives an anonymous user without one (docs/wire.md).
+    assert_eq!(r.field("nickname"), "anonymous");
+    assert_eq!(r.field("avatar"), "-");
     assert!(r.field("expires").contains("(in 1h 59m)"), "{r:#?}");
     let j = json(&p.run(&["whoami", "--json"]).expect(OK));
     assert_eq!(j["uid"], uid.as_str());
     assert_eq!(j["login_state"], "anonymous");
     assert!(j["openid"].is_null());
+    assert_eq!(j["nickname"], "anonymous");
+    assert!(j["avatar_url"].is_null(), "{j}");
     assert!(j["token_expires_at_ms"].as_u64().unwrap() > 0);
     assert!(j["token_expires_at"].as_str().unwrap().ends_with('Z'));
     assert_eq!(j["env"], client_common::ENV);
@@ -588,10 +593,16 @@ fn profile_and_delete_account_end_to_end() {
     let r = p.run(&["profile"]).expect(USAGE);
     assert!(r.stderr.contains("--nickname"), "{r:#?}");
 
-    // Another device of the same user.
+    // Another device of the same user sees the profile the first one set.
     other
         .run(&["login", "--wechat-openid", "o-account-1"])
         .expect(OK);
+    let r = other.run(&["whoami"]).expect(OK);
+    assert_eq!(r.field("nickname"), "小明 \"Ming\"");
+    assert_eq!(r.field("avatar"), "https://a.example/m.png");
+    let j = json(&other.run(&["whoami", "--json"]).expect(OK));
+    assert_eq!(j["nickname"], "小明 \"Ming\"");
+    assert_eq!(j["avatar_url"], "https://a.example/m.png");
     let r = p.run(&["delete-account"]).expect(USAGE);
     assert!(r.stderr.contains("--yes"), "{r:#?}");
     p.run(&["whoami"]).expect(OK);

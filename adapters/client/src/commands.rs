@@ -176,7 +176,8 @@ pub struct LinkArgs {
 #[non_exhaustive]
 pub struct WhoamiArgs {
     /// Print one JSON object: uid, login_state (anonymous, wechat, signed-out,
-    /// never-signed-in), openid (or null), token_expires_at (RFC 3339),
+    /// never-signed-in), openid, nickname, avatar_url (each null when unknown),
+    /// token_expires_at (RFC 3339),
     /// token_expires_at_ms (Unix ms), env, server.
     #[arg(long)]
     pub json: bool,
@@ -478,6 +479,8 @@ async fn whoami(args: WhoamiArgs) -> Result<u8, Failure> {
                 "uid": user.uid,
                 "login_state": state_name(status.state),
                 "openid": (!user.openid.is_empty()).then_some(&user.openid),
+                "nickname": (!user.nick_name.is_empty()).then_some(&user.nick_name),
+                "avatar_url": (!user.avatar_url.is_empty()).then_some(&user.avatar_url),
                 "token_expires_at": expires_at_ms.map(rfc3339),
                 "token_expires_at_ms": expires_at_ms,
                 "env": ctx.env,
@@ -487,14 +490,9 @@ async fn whoami(args: WhoamiArgs) -> Result<u8, Failure> {
         } else {
             say(&format!("uid:          {}", user.uid));
             say(&format!("login state:  {}", state_name(status.state)));
-            say(&format!(
-                "openid:       {}",
-                if user.openid.is_empty() {
-                    "-"
-                } else {
-                    &user.openid
-                }
-            ));
+            say(&format!("openid:       {}", or_dash(&user.openid)));
+            say(&format!("nickname:     {}", or_dash(&user.nick_name)));
+            say(&format!("avatar:       {}", or_dash(&user.avatar_url)));
             if let Some(at) = expires_at_ms {
                 say(&format!("expires:      {}", when(at)));
             }
@@ -504,6 +502,11 @@ async fn whoami(args: WhoamiArgs) -> Result<u8, Failure> {
         Ok(EXIT_OK)
     })
     .await
+}
+
+/// A profile field as printed: `-` when unknown (empty).
+fn or_dash(value: &str) -> &str {
+    if value.is_empty() { "-" } else { value }
 }
 
 async fn token(args: TokenArgs) -> Result<u8, Failure> {
@@ -556,13 +559,6 @@ async fn profile(args: ProfileArgs) -> Result<u8, Failure> {
             });
             say(&value.to_string());
         } else {
-            let or_dash = |s: &str| {
-                if s.is_empty() {
-                    "-".to_owned()
-                } else {
-                    s.to_owned()
-                }
-            };
             say(&format!("uid:          {}", user.uid));
             say(&format!("nickname:     {}", or_dash(&user.nick_name)));
             say(&format!("avatar:       {}", or_dash(&user.avatar_url)));
