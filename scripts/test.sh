@@ -55,8 +55,8 @@ step pg      env CLOUDBASE_AUTH_TEST_BACKEND=postgres \
   cargo test -p cloudbase-auth-server --all-features --no-fail-fast --test api --test console --test store
 # The criterion benches (benches/) are built, not run: they must keep compiling.
 step benches cargo bench --workspace --no-run
-# The server SIGKILLed three times under >= 5,000 sign-ins and refreshes per second
-# (issue 14): a release build reaches that rate on 2 cores, a debug one about 1,000/s.
+# The server SIGKILLed three times under >= 5,000 sign-ins and refreshes per second:
+# a release build reaches that rate on 2 cores, a debug one about 1,000/s.
 # Prints acknowledged / lost per run; after `benches` so the release dependencies are built.
 step durable cargo test --release -p cloudbase-auth --all-features --test binary -- \
   --exact acknowledged_tokens_survive_sigkill --nocapture

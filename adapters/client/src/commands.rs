@@ -177,8 +177,7 @@ pub struct LinkArgs {
 pub struct WhoamiArgs {
     /// Print one JSON object: uid, login_state (anonymous, wechat, signed-out,
     /// never-signed-in), openid, nickname, avatar_url (each null when unknown),
-    /// token_expires_at (RFC 3339),
-    /// token_expires_at_ms (Unix ms), env, server.
+    /// token_expires_at (RFC 3339), token_expires_at_ms (Unix ms), env, server.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
