@@ -508,27 +508,23 @@ async fn keys_on(
     if let KeysCommand::Rotate { publish_delay } = command {
         let key = crate::keys::SigningKeys::generate()?;
         let active_from = now.saturating_add(crate::ttl_secs(*publish_delay));
-        let before = store.signing_keys().await?;
-        store
-            .add_signing_key(&crate::keys::new_row(&kek, &key, now, active_from)?)
+        let retired = store
+            .rotate_signing_key(
+                &crate::keys::new_row(&kek, &key, now, active_from)?,
+                active_from,
+            )
             .await?;
         out.push_str(&format!(
             "added signing key {}: published now, signs from {}\n",
             key.kid(),
             time(active_from)
         ));
-        for old in before
-            .iter()
-            .filter(|k| k.retired_at.is_none_or(|r| r > active_from))
-        {
-            if store.retire_signing_key(&old.kid, active_from).await? {
-                out.push_str(&format!(
-                    "retired signing key {} from {}: it keeps verifying (and stays in the JWKS) \
-                     for one access-token lifetime after that\n",
-                    old.kid,
-                    time(active_from)
-                ));
-            }
+        for kid in retired {
+            out.push_str(&format!(
+                "retired signing key {kid} from {}: it keeps verifying (and stays in the JWKS) \
+                 for one access-token lifetime after that\n",
+                time(active_from)
+            ));
         }
     }
     let rows = store.signing_keys().await?;

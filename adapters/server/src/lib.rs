@@ -542,19 +542,17 @@ pub(crate) async fn prepare_keys(
             .await?;
         return Ok(kek);
     }
+    let key = keys::SigningKeys::generate()?;
+    let row = keys::new_row(&kek, &key, now, now)?;
     if total > 0 {
         tracing::warn!(
             "adding a new signing key (--new-signing-key): no key of the store opens with the \
              key-encryption key; their access tokens verify until they expire"
         );
-        for row in &rows {
-            store.retire_signing_key(&row.kid, now).await?;
-        }
+        store.rotate_signing_key(&row, now).await?;
+    } else {
+        store.add_signing_key(&row).await?;
     }
-    let key = keys::SigningKeys::generate()?;
-    store
-        .add_signing_key(&keys::new_row(&kek, &key, now, now)?)
-        .await?;
     Ok(kek)
 }
 

@@ -6,7 +6,7 @@
 use cloudbase_auth_server::DatabaseUrl;
 use cloudbase_auth_server::store::{
     BindOutcome, CodeRedemption, Identity, NewFamily, PgStore, ProviderGrant, Rotation,
-    SharedCodes, SqliteStore, Store, Successor, UserRecord, WeChatCode,
+    SharedCodes, SqliteStore, Store, StoredKey, Successor, UserRecord, WeChatCode,
 };
 use cloudbase_auth_server::testing::{PgCluster, postgres_backend};
 use std::sync::Arc;
@@ -343,4 +343,101 @@ async fn a_store_survives_a_database_restart() {
         .unwrap();
     assert_eq!(store.count_users().await.unwrap(), 2);
     store.close().await;
+}
+
+fn signing_key(kid: &str, created_at: i64) -> StoredKey {
+    StoredKey::new(
+        kid.to_owned(),
+        vec![7; 32],
+        vec![9; 72],
+        created_at,
+        created_at,
+    )
+}
+
+/// `(kid, retired_at)` of every key, by kid.
+async fn retirements(store: &dyn Store) -> Vec<(String, Option<i64>)> {
+    let mut keys: Vec<_> = store
+        .signing_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| (k.kid, k.retired_at))
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_rotation_is_all_or_nothing() {
+    let (stores, _dir) = stores(1).await;
+    let store = &*stores[0];
+    store.add_signing_key(&signing_key("a", 0)).await.unwrap();
+    assert_eq!(
+        store
+            .rotate_signing_key(&signing_key("b", 10), 100)
+            .await
+            .unwrap(),
+        ["a"]
+    );
+    // A key retired before the new retirement time keeps its own.
+    assert_eq!(
+        store
+            .rotate_signing_key(&signing_key("c", 20), 200)
+            .await
+            .unwrap(),
+        ["b"]
+    );
+    let before = retirements(store).await;
+    assert_eq!(
+        before,
+        [
+            ("a".to_owned(), Some(100)),
+            ("b".to_owned(), Some(200)),
+            ("c".to_owned(), None)
+        ]
+    );
+    // A rotation that fails (its kid exists) retires nothing.
+    store
+        .rotate_signing_key(&signing_key("c", 30), 300)
+        .await
+        .unwrap_err();
+    assert_eq!(retirements(store).await, before);
+    close(stores).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_key_rotations_leave_one_key_unretired() {
+    let (stores, _dir) = stores(RACERS).await;
+    stores[0]
+        .add_signing_key(&signing_key("first", 0))
+        .await
+        .unwrap();
+    let mut racers = Vec::new();
+    for (i, store) in stores.iter().enumerate() {
+        let store = store.clone();
+        racers.push(tokio::spawn(async move {
+            store
+                .rotate_signing_key(&signing_key(&format!("k{i}"), 10), 100)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut retired_by_someone = Vec::new();
+    for r in racers {
+        retired_by_someone.extend(r.await.unwrap());
+    }
+    let keys = retirements(&*stores[0]).await;
+    let live: Vec<_> = keys.iter().filter(|(_, r)| r.is_none()).collect();
+    assert_eq!(live.len(), 1, "{keys:?}");
+    // Every other key was retired exactly once, by one of the rotations.
+    retired_by_someone.sort();
+    let mut others: Vec<_> = keys
+        .iter()
+        .filter(|(_, r)| r.is_some())
+        .map(|(k, _)| k.clone())
+        .collect();
+    others.sort();
+    assert_eq!(retired_by_someone, others);
+    close(stores).await;
 }

@@ -468,10 +468,16 @@ pub trait Store: Send + Sync + 'static {
     /// Adds a signing key; an error if its `kid` exists already.
     async fn add_signing_key(&self, key: &StoredKey) -> Result<(), StoreError>;
 
-    /// Retires signing key `kid` at `at` (Unix seconds; it signs no more from then), or
-    /// earlier if it was retired at a later time already; whether it was retired by this
-    /// call (false: unknown, or retired at or before `at` already).
-    async fn retire_signing_key(&self, kid: &str, at: i64) -> Result<bool, StoreError>;
+    /// Adds signing key `key` and, in the same transaction, retires every other key at
+    /// `retire_at` (Unix seconds; it signs no more from then) unless it is retired at or
+    /// before that already. Returns the kids this call retired, sorted. All or nothing:
+    /// a crash or an error (such as `key`'s kid existing already) leaves the keys as
+    /// they were, never a new key beside an unretired old one.
+    async fn rotate_signing_key(
+        &self,
+        key: &StoredKey,
+        retire_at: i64,
+    ) -> Result<Vec<String>, StoreError>;
 
     /// Closes the store (flushes and releases the database).
     async fn close(&self);

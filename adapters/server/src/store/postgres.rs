@@ -132,6 +132,27 @@ impl PgStore {
     }
 }
 
+async fn insert_signing_key(
+    tx: &mut Transaction<'static, Postgres>,
+    key: &StoredKey,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO signing_keys
+         (kid, public_key, sealed_private, created_at, active_from, retired_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&key.kid)
+    .bind(&key.public_key)
+    .bind(&key.sealed_private)
+    .bind(key.created_at)
+    .bind(key.active_from)
+    .bind(key.retired_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(store_error)?;
+    Ok(())
+}
+
 /// Commits `tx`; its error is the store's.
 async fn commit(tx: Transaction<'static, Postgres>) -> Result<(), StoreError> {
     tx.commit().await.map_err(store_error)
@@ -1160,34 +1181,38 @@ impl Store for PgStore {
     }
 
     async fn add_signing_key(&self, key: &StoredKey) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO signing_keys
-             (kid, public_key, sealed_private, created_at, active_from, retired_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&key.kid)
-        .bind(&key.public_key)
-        .bind(&key.sealed_private)
-        .bind(key.created_at)
-        .bind(key.active_from)
-        .bind(key.retired_at)
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
-        Ok(())
+        let mut tx = self.begin().await?;
+        insert_signing_key(&mut tx, key).await?;
+        commit(tx).await
     }
 
-    async fn retire_signing_key(&self, kid: &str, at: i64) -> Result<bool, StoreError> {
-        let changed = sqlx::query(
+    async fn rotate_signing_key(
+        &self,
+        key: &StoredKey,
+        retire_at: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.begin().await?;
+        // Rotations on several instances at once run one after another: each sees the
+        // key the one before it added, so exactly one key is left unretired. The mode
+        // conflicts with itself but not with the readers (rotations are rare).
+        sqlx::query("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        insert_signing_key(&mut tx, key).await?;
+        let mut retired: Vec<String> = sqlx::query_scalar(
             "UPDATE signing_keys SET retired_at = $1
-             WHERE kid = $2 AND (retired_at IS NULL OR retired_at > $1)",
+             WHERE kid <> $2 AND (retired_at IS NULL OR retired_at > $1)
+             RETURNING kid",
         )
-        .bind(at)
-        .bind(kid)
-        .execute(&self.pool)
+        .bind(retire_at)
+        .bind(&key.kid)
+        .fetch_all(&mut *tx)
         .await
         .map_err(store_error)?;
-        Ok(changed.rows_affected() > 0)
+        commit(tx).await?;
+        retired.sort();
+        Ok(retired)
     }
 
     async fn close(&self) {

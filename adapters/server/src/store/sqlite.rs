@@ -327,6 +327,23 @@ fn load_user(conn: &Connection, uid: &str) -> Result<Option<UserRecord>, rusqlit
     Ok(Some(user))
 }
 
+fn insert_signing_key(conn: &Connection, key: &StoredKey) -> Result<(), rusqlite::Error> {
+    conn.prepare_cached(
+        "INSERT INTO signing_keys
+         (kid, public_key, sealed_private, created_at, active_from, retired_at)
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )?
+    .execute(params![
+        key.kid,
+        key.public_key,
+        key.sealed_private,
+        key.created_at,
+        key.active_from,
+        key.retired_at
+    ])?;
+    Ok(())
+}
+
 /// Creates env `env` if it does not exist yet.
 fn insert_env(conn: &Connection, env: &str, now: i64) -> Result<(), rusqlite::Error> {
     conn.prepare_cached(
@@ -1114,36 +1131,30 @@ impl Store for SqliteStore {
     async fn add_signing_key(&self, key: &StoredKey) -> Result<(), StoreError> {
         let key = key.clone();
         self.writer
-            .write(move |conn| {
-                conn.prepare_cached(
-                    "INSERT INTO signing_keys
-                     (kid, public_key, sealed_private, created_at, active_from, retired_at)
-                     VALUES (?, ?, ?, ?, ?, ?)",
-                )?
-                .execute(params![
-                    key.kid,
-                    key.public_key,
-                    key.sealed_private,
-                    key.created_at,
-                    key.active_from,
-                    key.retired_at
-                ])?;
-                Ok(())
-            })
+            .write(move |conn| insert_signing_key(conn, &key))
             .await
     }
 
-    async fn retire_signing_key(&self, kid: &str, at: i64) -> Result<bool, StoreError> {
-        let kid = kid.to_owned();
+    async fn rotate_signing_key(
+        &self,
+        key: &StoredKey,
+        retire_at: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let key = key.clone();
+        // One write: the batch's savepoint makes the insert and the retirements one unit.
         self.writer
             .write(move |conn| {
-                let changed = conn
-                    .prepare_cached(
-                        "UPDATE signing_keys SET retired_at = ?1
-                         WHERE kid = ?2 AND (retired_at IS NULL OR retired_at > ?1)",
-                    )?
-                    .execute(params![at, kid])?;
-                Ok(changed > 0)
+                insert_signing_key(conn, &key)?;
+                let mut retire = conn.prepare_cached(
+                    "UPDATE signing_keys SET retired_at = ?1
+                     WHERE kid <> ?2 AND (retired_at IS NULL OR retired_at > ?1)
+                     RETURNING kid",
+                )?;
+                let mut retired = retire
+                    .query_map(params![retire_at, key.kid], |row| row.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                retired.sort();
+                Ok(retired)
             })
             .await
     }
