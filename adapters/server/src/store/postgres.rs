@@ -132,27 +132,6 @@ impl PgStore {
     }
 }
 
-async fn insert_signing_key(
-    tx: &mut Transaction<'static, Postgres>,
-    key: &StoredKey,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO signing_keys
-         (kid, public_key, sealed_private, created_at, active_from, retired_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(&key.kid)
-    .bind(&key.public_key)
-    .bind(&key.sealed_private)
-    .bind(key.created_at)
-    .bind(key.active_from)
-    .bind(key.retired_at)
-    .execute(&mut **tx)
-    .await
-    .map_err(store_error)?;
-    Ok(())
-}
-
 /// Commits `tx`; its error is the store's.
 async fn commit(tx: Transaction<'static, Postgres>) -> Result<(), StoreError> {
     tx.commit().await.map_err(store_error)
@@ -287,6 +266,25 @@ async fn insert_user(
     .bind(user.created_at)
     .bind(user.updated_at)
     .bind(now)
+    .execute(conn)
+    .await
+    .map_err(store_error)?;
+    Ok(())
+}
+
+/// Inserts a signing key row; an error if its `kid` exists already.
+async fn insert_signing_key(conn: &mut PgConnection, key: &StoredKey) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO signing_keys
+         (kid, public_key, sealed_private, created_at, active_from, retired_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&key.kid)
+    .bind(&key.public_key)
+    .bind(&key.sealed_private)
+    .bind(key.created_at)
+    .bind(key.active_from)
+    .bind(key.retired_at)
     .execute(conn)
     .await
     .map_err(store_error)?;
@@ -1181,9 +1179,8 @@ impl Store for PgStore {
     }
 
     async fn add_signing_key(&self, key: &StoredKey) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
-        insert_signing_key(&mut tx, key).await?;
-        commit(tx).await
+        let mut conn = self.pool.acquire().await.map_err(store_error)?;
+        insert_signing_key(&mut conn, key).await
     }
 
     async fn rotate_signing_key(

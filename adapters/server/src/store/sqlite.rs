@@ -327,6 +327,7 @@ fn load_user(conn: &Connection, uid: &str) -> Result<Option<UserRecord>, rusqlit
     Ok(Some(user))
 }
 
+/// Inserts a signing key row; an error if its `kid` exists already.
 fn insert_signing_key(conn: &Connection, key: &StoredKey) -> Result<(), rusqlite::Error> {
     conn.prepare_cached(
         "INSERT INTO signing_keys
